@@ -1,0 +1,56 @@
+"""Atomic file writes: write to a temp file in the same directory, fsync, rename.
+
+A crash leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yields a temp path beside `target`; on success it is renamed over `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_with(target: Path, writer: Callable[[IO[bytes]], Any]) -> None:
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        writer(fh)
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    write_with(target, lambda fh: fh.write(data))
+
+
+def write_text(target: Path, text: str) -> None:
+    write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: Path, obj: Any) -> None:
+    write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
