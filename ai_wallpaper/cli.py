@@ -1,0 +1,66 @@
+"""`ai-wallpaper` command line. The one place that catches WallpaperError and picks the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from ai_wallpaper import __version__
+from ai_wallpaper import log as logsetup
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.errors import ExitCode, WallpaperError
+from ai_wallpaper.paths import Paths
+
+# Each module defines `register(subparsers, common)`; a parser's `func(args, ctx) -> int` runs it.
+COMMAND_MODULES = (
+    "generate",
+    "plan_cmd",
+    "config_cmd",
+    "themes_cmd",
+    "loras_cmd",
+    "daemon_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, metavar="FILE",
+                        help="settings file (default: $AI_WALLPAPER_CONFIG or <config dir>/settings.yaml)")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override logging.level")
+    common.add_argument("--log-format", choices=["auto", "console", "json"], help="override logging.format")
+    parser = argparse.ArgumentParser(prog="ai-wallpaper", description="Paint a new desktop wallpaper with SDXL.",
+                                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"ai-wallpaper {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"ai_wallpaper.commands.{name}")
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = AppContext(paths=Paths.from_env(), config_file=args.config)
+    try:
+        # Logging falls back to defaults if the settings themselves are broken (we still report).
+        try:
+            log_settings = ctx.settings.logging
+            level, fmt = log_settings.level, log_settings.format
+        except WallpaperError:
+            level, fmt = "info", "auto"
+        logsetup.configure(args.log_level or level, args.log_format or fmt)
+        code: int = args.func(args, ctx)
+        return code
+    except WallpaperError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Shared fixtures: a Paths tree under tmp_path and the built-in tiny models (built once per session).
+
+Tests import torch/diffusers in one process on purpose: a fresh interpreter spends ~7 s importing
+them, so model tests share these session-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_wallpaper.paths import Paths
+
+# Never let a test reach a model hub, even by accident.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A private XDG tree; env vars point at it so subprocesses see the same one."""
+    p = Paths.under(tmp_path / "xdg")
+    monkeypatch.setenv("AI_WALLPAPER_CONFIG_DIR", str(p.config_dir))
+    monkeypatch.setenv("AI_WALLPAPER_DATA_DIR", str(p.data_dir))
+    monkeypatch.setenv("AI_WALLPAPER_CACHE_DIR", str(p.cache_dir))
+    monkeypatch.setenv("AI_WALLPAPER_STATE_DIR", str(p.state_dir))
+    monkeypatch.delenv("AI_WALLPAPER_CONFIG", raising=False)
+    return p
+
+
+@pytest.fixture(scope="session")
+def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One built-in model cache for the whole session (the models are deterministic)."""
+    return tmp_path_factory.mktemp("builtin-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(builtin_cache: Path) -> Path:
+    from ai_wallpaper.builtin import ensure_builtin_sdxl
+
+    return ensure_builtin_sdxl(builtin_cache, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner_dir(builtin_cache: Path) -> Path:
+    from ai_wallpaper.builtin import ensure_builtin_sdxl
+
+    return ensure_builtin_sdxl(builtin_cache, "tiny-refiner")
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler_file(builtin_cache: Path) -> Path:
+    from ai_wallpaper.builtin import ensure_builtin_upscaler
+
+    return ensure_builtin_upscaler(builtin_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tiny_sdxl_dir: Path) -> Any:
+    """A StableDiffusionXLPipeline (fp32, CPU) on the tiny model. Do not mutate it in tests:
+    load your own copy if you need to change schedulers or adapters."""
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl_dir))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner_pipe(tiny_refiner_dir: Path) -> Any:
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(str(tiny_refiner_dir))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_upscaler(tiny_upscaler_file: Path) -> Any:
+    from spandrel import ModelLoader
+
+    return ModelLoader().load_from_file(str(tiny_upscaler_file)).eval()
