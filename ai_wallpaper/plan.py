@@ -32,6 +32,15 @@ class ThemeRef:
 
 
 @dataclass(frozen=True)
+class LoraHints:
+    """A theme's say in LoRA selection (names are keys of loras.yaml's `loras:` mapping)."""
+
+    required: tuple[str, ...] = ()
+    preferred: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LoraChoice:
     name: str
     file: str  # absolute path of the .safetensors file
