@@ -1,0 +1,139 @@
+"""History database: round trips, stale runs, crash safety with a real killed process."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ai_wallpaper.history import History
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History(tmp_path / "state" / "history.sqlite3")
+
+
+def test_schema_is_wal_and_directory_created(tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "dir" / "h.sqlite3"
+    History(db)
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_run_round_trip(history: History) -> None:
+    plan = {"prompt": "a lake", "theme": {"key": "nature/lake", "name": "Lake", "category": "nature"}}
+    history.start_run("r1", trigger="manual", plan=plan, run_dir="/tmp/r1")
+    rec = history.get("r1")
+    assert rec is not None and rec.status == "running" and rec.finished_at is None
+    assert rec.plan == plan and rec.theme_key == "nature/lake" and rec.run_dir == "/tmp/r1"
+    history.finish_run("r1", status="success", outputs={"final": "/tmp/r1/05.png"},
+                       timings={"txt2img": 1.5}, wallpaper="/w/a.png")
+    rec = history.get("r1")
+    assert rec is not None
+    assert rec.status == "success" and rec.outputs == {"final": "/tmp/r1/05.png"}
+    assert rec.timings == {"txt2img": 1.5} and rec.wallpaper == "/w/a.png"
+    assert rec.duration_s is not None and rec.duration_s >= 0
+    assert history.last_run() == rec
+
+
+def test_finish_unknown_run_raises(history: History) -> None:
+    with pytest.raises(KeyError):
+        history.finish_run("nope", status="failed", error="x")
+
+
+def test_list_and_recent_themes_most_recent_first(history: History) -> None:
+    for i, key in enumerate(["a", "b", None, "c"]):
+        plan = {"theme": {"key": key}} if key else {}
+        history.start_run(f"r{i}", trigger="schedule", plan=plan, run_dir=None)
+        failed = i == 1
+        history.finish_run(f"r{i}", status="failed" if failed else "success",
+                           error="boom" if failed else None)
+    assert [r.run_id for r in history.list_runs(10)] == ["r3", "r2", "r1", "r0"]
+    assert [r.run_id for r in history.list_runs(2)] == ["r3", "r2"]
+    assert history.recent_themes(2) == ["c", "b"]
+    assert history.recent_themes(10) == ["c", "b", "a"]
+    assert history.recent_themes(0) == []
+
+
+def test_favorites_and_prunable(history: History) -> None:
+    for i in range(4):
+        history.start_run(f"r{i}", trigger="manual", plan={}, run_dir=f"/runs/r{i}")
+        history.finish_run(f"r{i}", status="success", outputs={"final": f"/o/{i}.png"},
+                           wallpaper=f"/w/{i}.png")
+    history.set_favorite("r0", True)
+    assert history.favorite_wallpapers() == {"/w/0.png", "/o/0.png"}
+    assert [r.run_id for r in history.prunable_runs(2)] == ["r1"]
+    history.set_favorite("r0", False)
+    assert [r.run_id for r in history.prunable_runs(2)] == ["r1", "r0"]
+    with pytest.raises(KeyError):
+        history.set_favorite("missing", True)
+
+
+def test_previous_wallpaper_toggles_and_skips_missing_files(history: History, tmp_path: Path) -> None:
+    files = []
+    for i in range(3):
+        f = tmp_path / f"w{i}.png"
+        f.write_bytes(b"x")
+        files.append(f)
+        history.start_run(f"r{i}", trigger="manual", plan={}, run_dir=None)
+        history.finish_run(f"r{i}", status="success", wallpaper=str(f))
+    assert history.current_wallpaper() == files[2]
+    assert history.previous_wallpaper() == files[1]
+    history.record_wallpaper(str(files[1]), run_id="r1", action="previous")
+    assert history.current_wallpaper() == files[1]
+    assert history.previous_wallpaper() == files[2]
+    files[2].unlink()
+    assert history.previous_wallpaper() == files[0]
+
+
+def test_failed_run_does_not_change_wallpaper_sequence(history: History) -> None:
+    history.start_run("ok", trigger="manual", plan={}, run_dir=None)
+    history.finish_run("ok", status="success", wallpaper="/w/ok.png")
+    history.start_run("bad", trigger="manual", plan={}, run_dir=None)
+    history.finish_run("bad", status="failed", error="oom", wallpaper="/w/bad.png")
+    assert history.wallpaper_sequence() == ["/w/ok.png"]
+
+
+def test_fail_stale_running_only_touches_dead_pids(history: History) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    history.start_run("alive", trigger="manual", plan={}, run_dir=None)  # our own pid: alive
+    history.start_run("dead", trigger="manual", plan={}, run_dir=None, pid=dead.pid)
+    assert history.fail_stale_running("daemon restarted") == 1
+    dead_rec, alive_rec = history.get("dead"), history.get("alive")
+    assert dead_rec is not None and dead_rec.status == "failed" and dead_rec.error == "daemon restarted"
+    assert alive_rec is not None and alive_rec.status == "running"
+    assert history.finish_if_running("alive", status="cancelled", error="stop") is True
+    assert history.finish_if_running("alive", status="failed", error="again") is False
+    rec = history.get("alive")
+    assert rec is not None and rec.status == "cancelled"
+
+
+def test_killed_writer_leaves_consistent_database(history: History) -> None:
+    """SIGKILL a process in the middle of writing many rows: the DB stays intact and readable."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from pathlib import Path
+        from ai_wallpaper.history import History
+        h = History(Path({str(history.db_path)!r}))
+        for i in range(10_000):
+            h.start_run(f"k{{i}}", trigger="schedule", plan={{"n": i, "pad": "x" * 2000}}, run_dir=None)
+            if i == 30:
+                print("go", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+    proc.kill()
+    proc.wait()
+    with sqlite3.connect(history.db_path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    runs = history.list_runs(100_000)
+    assert len(runs) >= 31 and all(r.status == "running" for r in runs)
+    # The killed process is gone: every one of its rows is now failed.
+    assert history.fail_stale_running("killed") == len(runs)
+    assert {r.status for r in history.list_runs(100_000)} == {"failed"}
