@@ -1,0 +1,242 @@
+"""`ai-wallpaper generate`: plan, run every stage, save, set the wallpaper, record history."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ai_wallpaper import log
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.errors import Cancelled, ExitCode, RunError, WallpaperError
+from ai_wallpaper.schema import Source, build_or_raise, to_plain
+from ai_wallpaper.settings import Settings
+
+logger = log.get(__name__)
+
+# CLI flag -> settings key path. Overrides go back through the schema, so they are validated
+# exactly like the file (bounds, multiples of 8, overlap < tile...).
+OVERRIDES: dict[str, tuple[str, ...]] = {
+    "model": ("models", "base"),
+    "refiner": ("models", "refiner"),
+    "upscaler": ("models", "upscaler"),
+    "device": ("models", "device"),
+    "dtype": ("models", "dtype"),
+    "width": ("pipeline", "txt2img", "width"),
+    "height": ("pipeline", "txt2img", "height"),
+    "steps": ("pipeline", "txt2img", "steps"),
+    "guidance": ("pipeline", "txt2img", "guidance_scale"),
+    "scheduler": ("pipeline", "txt2img", "scheduler"),
+    "upscale_tile": ("pipeline", "upscale", "tile"),
+    "enhance_steps": ("pipeline", "enhance", "steps"),
+    "strength": ("pipeline", "enhance", "strength"),
+    "tile": ("pipeline", "enhance", "tile"),
+    "overlap": ("pipeline", "enhance", "overlap"),
+    "batch_size": ("pipeline", "enhance", "batch_size"),
+    "final_width": ("output", "width"),
+    "final_height": ("output", "height"),
+    "anchor": ("output", "anchor"),
+}
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from ai_wallpaper.commands.plan_cmd import add_plan_arguments
+
+    p = sub.add_parser("generate", parents=[common], help="generate a wallpaper now",
+                       description="Run the whole pipeline once and set the result as the wallpaper.")
+    add_plan_arguments(p)
+    p.add_argument("--save-stages", action="store_true", help="keep every intermediate image in the run directory")
+    p.add_argument("--output", type=Path, metavar="DIR", help="run directory (default: <runs dir>/<run id>)")
+    p.add_argument("--no-wallpaper", action="store_true", help="do not set the desktop wallpaper")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit without loading models")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last stage")
+    g = p.add_argument_group("overrides (take precedence over the settings file)")
+    g.add_argument("--model", help="SDXL base: hub id, diffusers dir, .safetensors file or builtin:tiny")
+    g.add_argument("--refiner", help="SDXL refiner (same forms); 'none' disables it")
+    g.add_argument("--upscaler", help="4x upscaler weights (.pth/.safetensors) or builtin:tiny")
+    g.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
+    g.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"])
+    g.add_argument("--width", type=int, help="base width (default 1920)")
+    g.add_argument("--height", type=int, help="base height (default 1024)")
+    g.add_argument("--steps", type=int, help="txt2img steps")
+    g.add_argument("--guidance", type=float, help="txt2img CFG scale")
+    g.add_argument("--scheduler", help="txt2img sampler")
+    g.add_argument("--upscale-tile", type=int, help="upscaler tile size")
+    g.add_argument("--enhance-steps", type=int, help="enhancement nominal steps")
+    g.add_argument("--strength", type=float, help="enhancement strength 0..1")
+    g.add_argument("--tile", type=int, help="enhancement tile size")
+    g.add_argument("--overlap", type=int, help="enhancement tile overlap")
+    g.add_argument("--batch-size", type=int, help="enhancement tiles per UNet call")
+    g.add_argument("--no-enhance", action="store_true", help="skip the 8K enhancement stage")
+    g.add_argument("--final-width", type=int, help="final width (default 3840)")
+    g.add_argument("--final-height", type=int, help="final height (default 2160)")
+    g.add_argument("--anchor", help="crop anchor when aspect ratios differ")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)
+    p.add_argument("--trigger", default="manual", choices=["manual", "schedule", "catch-up", "next"],
+                   help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -> Settings:
+    data = to_plain(settings)
+    changed = False
+    for flag, key in OVERRIDES.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if flag == "refiner" and value.lower() == "none":
+            value = None
+        node = data
+        for part in key[:-1]:
+            node = node[part]
+        node[key[-1]] = value
+        changed = True
+    if getattr(args, "no_enhance", False):
+        data["pipeline"]["enhance"]["enabled"] = False
+        changed = True
+    if getattr(args, "save_stages", False):
+        data["output"]["save_stages"] = True
+        changed = True
+    if not changed:
+        return settings
+    return build_or_raise(Settings, data, Source(f"{origin} + command-line overrides"))
+
+
+def _new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class _CancelOnSignal:
+    """SIGTERM/SIGINT request a cancel at the next step; the run is then recorded as cancelled."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> _CancelOnSignal:
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():  # a second signal: stop now
+            raise KeyboardInterrupt
+        logger.warning("cancel requested; stopping at the next step", signal=signal.Signals(signum).name)
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.commands.plan_cmd import print_plan, request_from_args
+    from ai_wallpaper.planner import make_plan
+
+    settings, source = ctx.load()
+    # 1. settings and plan (a resumed run reuses the recorded ones)
+    if args.resume:
+        return _resume(args, ctx)
+    settings = apply_overrides(settings, args, source.file)
+    plan = make_plan(ctx, settings, request_from_args(args))
+    if args.dry_run:
+        print_plan(plan, args.json)
+        return int(ExitCode.OK)
+    run_id = args.run_id or _new_run_id()
+    runs_dir = ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir)
+    run_path = args.output if args.output else runs_dir / run_id
+    from ai_wallpaper.run_dir import RunDirectory
+
+    run_dir = RunDirectory.create(run_path, run_id=run_id, plan=plan, settings=to_plain(settings),
+                                  trigger=args.trigger)
+    return _execute(run_dir, settings, args, ctx)
+
+
+def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.run_dir import RunDirectory
+    from ai_wallpaper.settings import settings_from_dict
+
+    changing = [f"--{k.replace('_', '-')}" for k in (*OVERRIDES, "prompt", "seed", "theme")
+                if getattr(args, k, None) is not None]
+    if changing or args.no_enhance:
+        raise RunError(f"--resume continues a run exactly as planned; drop {', '.join(changing) or '--no-enhance'}",
+                       hint="start a new run to change the prompt, seed or settings")
+    run_dir = RunDirectory.open(args.resume)
+    settings = settings_from_dict(run_dir.record["settings"], file=str(run_dir.path / "run.json"))
+    if run_dir.record.get("status") == "success":
+        print(f"{run_dir.path} is already complete: {run_dir.record.get('final')}")
+        return int(ExitCode.OK)
+    return _execute(run_dir, settings, args, ctx, save_stages=args.save_stages or settings.output.save_stages)
+
+
+def _execute(run_dir: Any, settings: Settings, args: argparse.Namespace, ctx: AppContext,
+             save_stages: bool | None = None) -> int:
+    from ai_wallpaper.history import History
+    from ai_wallpaper.pipeline import PipelineOptions, run_pipeline
+    from ai_wallpaper.progress import terminal_stream
+
+    run_id = run_dir.run_id
+    log.bind_run(run_id)
+    history = History(ctx.paths.history_db)
+    history.start_run(run_id, trigger=args.trigger, plan=run_dir.record["plan"], run_dir=str(run_dir.path))
+    plan = run_dir.plan
+    logger.info("run started", run_dir=str(run_dir.path), seed=plan.seed,
+                theme=plan.theme.key if plan.theme else None, self_test=plan.self_test)
+    try:
+        with _CancelOnSignal() as cancel:
+            opts = PipelineOptions(save_stages=settings.output.save_stages if save_stages is None else save_stages,
+                                   progress_stream=terminal_stream(), cancel=cancel.event.is_set)
+            result = run_pipeline(run_dir, settings, ctx.paths, opts)
+    except (Cancelled, KeyboardInterrupt):
+        run_dir.finish("cancelled", error="cancelled by signal")
+        history.finish_run(run_id, status="cancelled", error="cancelled by signal")
+        print(f"cancelled; resume with: ai-wallpaper generate --resume {run_dir.path}", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except WallpaperError as exc:
+        _record_failure(run_dir, history, run_id, str(exc))
+        raise
+    except Exception as exc:
+        logger.exception("run failed")
+        _record_failure(run_dir, history, run_id, f"{type(exc).__name__}: {exc}")
+        raise RunError(f"run {run_id} failed: {type(exc).__name__}: {exc}",
+                       hint=f"see the log above; resume with --resume {run_dir.path}") from exc
+    timings = {name: float(entry.get("seconds", 0.0)) for name, entry in result.stages.items()}
+    outputs = {name: str(run_dir.path / entry["file"]) for name, entry in result.stages.items()
+               if entry.get("file") and (run_dir.path / entry["file"]).exists()}
+    wallpaper = None
+    if not args.no_wallpaper:
+        from ai_wallpaper.desktop import apply_wallpaper
+
+        try:
+            applied = apply_wallpaper(result.final, settings.desktop, ctx.paths, run_id=run_id)
+        except WallpaperError as exc:
+            history.finish_run(run_id, status="failed", outputs=outputs, timings=timings,
+                               error=f"image saved, setting the wallpaper failed: {exc}")
+            raise
+        wallpaper = str(applied.path)
+        print(f"wallpaper: {applied.detail}")
+    history.finish_run(run_id, status="success", outputs=outputs, timings=timings, wallpaper=wallpaper)
+    _print_summary(result, plan.self_test)
+    log.unbind_run()
+    return int(ExitCode.OK)
+
+
+def _record_failure(run_dir: Any, history: Any, run_id: str, error: str) -> None:
+    run_dir.finish("failed", error=error)
+    history.finish_run(run_id, status="failed", error=error)
+
+
+def _print_summary(result: Any, self_test: bool) -> None:
+    print(f"final image: {result.final}")
+    print(f"run directory: {result.run_dir}")
+    print(f"{'stage':<10} {'status':<8} {'seconds':>8} {'peak RSS MB':>12}")
+    for name, entry in result.stages.items():
+        print(f"{name:<10} {entry['status']:<8} {entry.get('seconds', 0):>8.1f} {entry.get('peak_rss_mb', 0):>12.0f}")
+    print(f"total {result.seconds:.1f}s")
+    if self_test:
+        print("note: built-in self-test model (random weights) - the image is not meaningful")

@@ -1,0 +1,171 @@
+"""A run directory: stage images, run.json, and the checkpoint that `--resume` continues from.
+
+run.json is rewritten atomically after every stage, so after a crash it always describes the
+stages whose files are complete on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ai_wallpaper import __version__, atomic
+from ai_wallpaper.errors import RunError
+from ai_wallpaper.plan import Plan
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+RUN_JSON = "run.json"
+STAGE_FILES: dict[str, str] = {
+    "base": "01_base.png",
+    "refined": "02_refined.png",
+    "upscaled": "03_upscaled_8k.png",
+    "enhanced": "04_enhanced_8k.png",
+    "final": "05_final_4k.png",
+}
+BASE_LATENTS = "01_base.latents.safetensors"  # refiner hand-off; lets --resume skip the base
+LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "peft", "spandrel", "safetensors",
+             "pillow", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "ai-wallpaper": __version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class RunDirectory:
+    path: Path
+    record: dict[str, Any]
+
+    # --- creating and opening ------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str) -> RunDirectory:
+        if path.exists() and any(path.iterdir()):
+            raise RunError(f"run directory {path} already exists and is not empty",
+                           hint=f"choose another --output, or continue it with --resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {
+            "run_id": run_id,
+            "trigger": trigger,
+            "status": "running",
+            "created": _now(),
+            "plan": plan.to_json(),
+            "settings": settings,
+            "settings_fingerprint": plan.settings_fingerprint,
+            "versions": library_versions(),
+            "models": {},
+            "stages": {},
+            "self_test": plan.self_test,
+        }
+        run = cls(path, record)
+        run.save()
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> RunDirectory:
+        file = path / RUN_JSON
+        if not file.is_file():
+            raise RunError(f"{path} is not a run directory (no {RUN_JSON})",
+                           hint="pass the folder a previous `generate --save-stages` run printed")
+        try:
+            record = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunError(f"{file}: unreadable run record: {exc}") from None
+        return cls(path, record)
+
+    # --- record --------------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return str(self.record["run_id"])
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.from_json(self.record["plan"])
+
+    def save(self) -> None:
+        atomic.write_json(self.path / RUN_JSON, self.record)
+
+    def stage_done(self, stage: str) -> bool:
+        entry = self.record["stages"].get(stage)
+        return bool(entry) and entry.get("status") in ("done", "skipped")
+
+    def mark_stage(self, stage: str, *, status: str, seconds: float = 0.0, peak_rss: int = 0,
+                   peak_cuda: int | None = None, file: str | None = None, **extra: Any) -> None:
+        self.record["stages"][stage] = {
+            "status": status, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "peak_cuda_mb": None if peak_cuda is None else round(peak_cuda / 2**20, 1), "file": file, **extra,
+        }
+        self.save()
+
+    def finish(self, status: str, *, error: str | None = None, final: Path | None = None,
+               kept_intermediates: bool = True) -> None:
+        self.record.update(status=status, finished=_now(), error=error,
+                           final=str(final) if final else None, intermediates_kept=kept_intermediates)
+        self.save()
+
+    # --- images --------------------------------------------------------------------------------
+    def stage_path(self, stage: str) -> Path:
+        return self.path / STAGE_FILES[stage]
+
+    def save_image(self, stage: str, image: Image.Image, *, compress_level: int,
+                   text: dict[str, str] | None = None) -> Path:
+        from PIL import PngImagePlugin
+
+        info = None
+        if text:
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                info.add_itxt(key, value)
+        target = self.stage_path(stage)
+        atomic.write_with(target, lambda fh: image.save(fh, format="PNG", compress_level=compress_level,
+                                                        pnginfo=info))
+        return target
+
+    def load_image(self, stage: str) -> Image.Image:
+        from PIL import Image
+
+        target = self.stage_path(stage)
+        try:
+            with Image.open(target) as img:
+                return img.convert("RGB")
+        except OSError as exc:
+            raise RunError(f"cannot resume: {target} is missing or damaged ({exc})",
+                           hint="start a new run; this checkpoint is incomplete") from None
+
+    def save_latents(self, latents: torch.Tensor) -> Path:
+        from safetensors.torch import save
+
+        target = self.path / BASE_LATENTS
+        atomic.write_bytes(target, save({"latents": latents.detach().cpu().contiguous()}))
+        return target
+
+    def load_latents(self) -> torch.Tensor:
+        from safetensors.torch import load_file
+
+        target = self.path / BASE_LATENTS
+        if not target.is_file():
+            raise RunError(f"cannot resume: {target} is missing", hint="start a new run")
+        return load_file(str(target))["latents"]
+
+    def remove_intermediates(self) -> None:
+        for stage, name in STAGE_FILES.items():
+            if stage != "final":
+                (self.path / name).unlink(missing_ok=True)
+        (self.path / BASE_LATENTS).unlink(missing_ok=True)
