@@ -94,6 +94,15 @@ def check_sizes(settings: Settings, plan: Plan) -> None:
         raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
 
 
+def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
+    """Model identities (kind, location, file hashes) for run.json."""
+    from ai_wallpaper import models as loading
+
+    roles = {"base": models.base, "refiner": models.refiner, "upscaler": models.upscaler}
+    return {role: loading.describe_model(loading.resolve_source(spec, role, models, paths))  # type: ignore[arg-type]
+            for role, spec in roles.items() if spec}
+
+
 def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
     """Deterministic text chunks (no run id or time), so the same seed gives the same file bytes."""
     import json
@@ -256,6 +265,9 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
     runner = _Runner(run, settings, paths, opts)
     # 0. everything checkable without models
     check_sizes(settings, runner.plan)
+    if not run.record.get("models"):
+        run.record["models"] = describe_models(settings.models, paths)
+        run.save()
     if runner.plan.self_test:
         logger.warning("self-test model: random weights, the images are not meaningful")
     for name in STAGE_ORDER:

@@ -33,9 +33,23 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
 
 
 @pytest.fixture(scope="session")
-def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One built-in model cache for the whole session (the models are deterministic)."""
-    return tmp_path_factory.mktemp("builtin-models")
+def shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache dir shared by the session so the built-in models are built once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def builtin_cache(shared_cache_dir: Path) -> Path:
+    """One built-in model cache for the whole session (the models are deterministic).
+    Equal to `Paths.builtin_models_dir` of a Paths whose cache_dir is `shared_cache_dir`."""
+    return shared_cache_dir / "builtin-models"
+
+
+@pytest.fixture
+def paths_with_models(paths: Paths, shared_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """Like `paths`, but the cache (with the built-in models) is shared across the session."""
+    monkeypatch.setenv("AI_WALLPAPER_CACHE_DIR", str(shared_cache_dir))
+    return Paths(paths.config_dir, paths.data_dir, shared_cache_dir, paths.state_dir)
 
 
 @pytest.fixture(scope="session")

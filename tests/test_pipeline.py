@@ -1,0 +1,160 @@
+"""The whole chain on the built-in model: stages, run.json, metadata, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from ai_wallpaper.cli import main
+from ai_wallpaper.paths import Paths
+from ai_wallpaper.run_dir import RUN_JSON, STAGE_FILES
+
+SMALL: dict[str, Any] = {
+    "seed": 1234,
+    "prompt": "a lighthouse on a cliff at dusk",
+    "models": {"base": "builtin:tiny", "upscaler": "builtin:tiny"},
+    "pipeline": {
+        "txt2img": {"width": 128, "height": 64, "steps": 3},
+        "upscale": {"tile": 64, "overlap": 8},
+        "enhance": {"tile": 256, "overlap": 64, "steps": 4, "strength": 0.5},
+    },
+    "output": {"width": 480, "height": 270},
+    "weather": {"enabled": False},
+    "desktop": {"setter": "none"},
+}
+
+
+def write_settings(paths: Paths, data: dict[str, Any]) -> Path:
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    file = paths.config_dir / "settings.yaml"
+    file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return file
+
+
+def generate(paths: Paths, *extra: str, settings: dict[str, Any] | None = None) -> int:
+    cfg = write_settings(paths, settings or SMALL)
+    return main(["generate", "--config", str(cfg), "--no-wallpaper", "--log-format", "json", *extra])
+
+
+def test_full_chain_saves_every_stage(paths_with_models: Paths, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert generate(paths_with_models, "--save-stages", "--output", str(out)) == 0
+    sizes = {"base": (128, 64), "upscaled": (512, 256), "enhanced": (512, 256), "final": (480, 270)}
+    for stage, size in sizes.items():
+        with Image.open(out / STAGE_FILES[stage]) as img:
+            assert img.size == size, stage
+    assert not (out / STAGE_FILES["refined"]).exists()  # no refiner configured
+    record = json.loads((out / RUN_JSON).read_text())
+    assert record["status"] == "success"
+    assert record["stages"]["refined"]["status"] == "skipped"
+    for stage in ("base", "upscaled", "enhanced", "final"):
+        entry = record["stages"][stage]
+        assert entry["status"] == "done" and entry["seconds"] > 0 and entry["peak_rss_mb"] > 100
+    assert record["plan"]["seed"] == 1234 and record["self_test"] is True
+    assert record["models"]["base"]["kind"] == "builtin"
+    assert {"torch", "diffusers", "spandrel"} <= set(record["versions"])
+    with Image.open(out / STAGE_FILES["final"]) as img:
+        meta = json.loads(img.text["ai-wallpaper"])
+        assert meta["seed"] == 1234 and meta["prompt"].startswith("a lighthouse")
+        assert "not meaningful" in img.text["Comment"]
+    # the enhancement changed the upscaled image, and the final is a downscale of the enhanced one
+    up = np.asarray(Image.open(out / STAGE_FILES["upscaled"]), dtype=np.float32)
+    enh = np.asarray(Image.open(out / STAGE_FILES["enhanced"]), dtype=np.float32)
+    assert np.abs(up - enh).mean() > 0.5
+
+
+def test_without_save_stages_keeps_only_the_final(paths_with_models: Paths, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert generate(paths_with_models, "--output", str(out)) == 0
+    assert sorted(p.name for p in out.iterdir()) == [STAGE_FILES["final"], RUN_JSON]
+
+
+def test_same_seed_gives_identical_bytes(paths_with_models: Paths, tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert generate(paths_with_models, "--output", str(a)) == 0
+    assert generate(paths_with_models, "--output", str(b)) == 0
+    assert generate(paths_with_models, "--output", str(c), "--seed", "99") == 0
+    final = STAGE_FILES["final"]
+    assert (a / final).read_bytes() == (b / final).read_bytes()
+    assert (a / final).read_bytes() != (c / final).read_bytes()
+
+
+def test_resume_after_interruption_matches_uninterrupted(paths_with_models: Paths, tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert generate(paths_with_models, "--save-stages", "--output", str(whole)) == 0
+    assert generate(paths_with_models, "--save-stages", "--output", str(cut)) == 0
+    # Simulate a crash during enhancement: the later stages and their records are gone.
+    record = json.loads((cut / RUN_JSON).read_text())
+    for stage in ("enhanced", "final"):
+        (cut / STAGE_FILES[stage]).unlink()
+        del record["stages"][stage]
+    record["status"] = "running"
+    (cut / RUN_JSON).write_text(json.dumps(record))
+    cfg = paths_with_models.config_dir / "settings.yaml"
+    assert main(["generate", "--config", str(cfg), "--no-wallpaper", "--resume", str(cut)]) == 0
+    final = STAGE_FILES["final"]
+    assert (whole / final).read_bytes() == (cut / final).read_bytes()
+    resumed = json.loads((cut / RUN_JSON).read_text())
+    assert resumed["status"] == "success" and resumed["stages"]["enhanced"]["status"] == "done"
+
+
+def test_resume_refuses_changed_settings(paths_with_models: Paths, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / RUN_JSON).write_text("{}")
+    cfg = write_settings(paths_with_models, SMALL)
+    code = main(["generate", "--config", str(cfg), "--resume", str(run), "--steps", "9"])
+    assert code == 5
+    assert "--steps" in capsys.readouterr().err
+
+
+def test_refiner_chain_hands_off_latents(paths_with_models: Paths, tmp_path: Path) -> None:
+    settings = {**SMALL, "models": {**SMALL["models"], "refiner": "builtin:tiny-refiner"},
+                "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
+    out = tmp_path / "run"
+    assert generate(paths_with_models, "--save-stages", "--output", str(out), settings=settings) == 0
+    record = json.loads((out / RUN_JSON).read_text())
+    assert record["stages"]["base"]["handoff"] == "latents"
+    assert record["stages"]["refined"]["status"] == "done"
+    assert record["stages"]["enhanced"]["status"] == "skipped"
+    with Image.open(out / STAGE_FILES["refined"]) as img:
+        assert img.size == (128, 64)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--width", "1921"], "pipeline.txt2img.width: must be a multiple of 8"),
+        (["--tile", "256", "--overlap", "256"], "pipeline.enhance.overlap: must be less than tile"),
+        (["--strength", "1.5"], "pipeline.enhance.strength: must be <= 1.0"),
+        (["--tile", "1024"], "pipeline.enhance.tile"),
+    ],
+)
+def test_bad_sizes_are_precise_errors(paths_with_models: Paths, flags: list[str], needle: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert generate(paths_with_models, "--dry-run", *flags) == 3
+    assert needle in capsys.readouterr().err
+
+
+def test_missing_model_is_one_clear_error(paths_with_models: Paths, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.safetensors"
+    code = generate(paths_with_models, "--model", str(missing), "--output", str(tmp_path / "r"))
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "models.base" in err and str(missing) in err and "Traceback" not in err
+
+
+def test_dry_run_prints_plan_without_a_run_directory(paths_with_models: Paths, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert generate(paths_with_models, "--dry-run", "--json", "--output", str(tmp_path / "r")) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["seed"] == 1234 and plan["final_size"] == {"width": 480, "height": 270}
+    assert not (tmp_path / "r").exists()
