@@ -14,7 +14,7 @@ install: $(STAMP)
 
 # The main job: a full `generate --save-stages` run on the built-in offline self-test model.
 demo: $(STAMP)
-	$(VENV)/bin/ai-wallpaper generate --save-stages --model builtin:tiny --upscaler builtin:tiny --output out/demo
+	$(VENV)/bin/ai-wallpaper generate --save-stages --no-wallpaper --model builtin:tiny --upscaler builtin:tiny --output out/demo-$$(date +%Y%m%d-%H%M%S)
 
 # The whole test suite, with the linters and the type checker. .ci/run calls this.
 test: $(STAMP)
