@@ -1,0 +1,68 @@
+"""Run directory: atomic records, checkpoints, refusal to overwrite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ai_wallpaper import atomic
+from ai_wallpaper.errors import RunError
+from ai_wallpaper.plan import LoraChoice, Plan, Size, ThemeRef
+from ai_wallpaper.run_dir import RUN_JSON, RunDirectory
+
+
+def make_plan() -> Plan:
+    return Plan(prompt="p", negative_prompt="n", seed=5, base_size=Size(128, 64), upscaled_size=Size(512, 256),
+                final_size=Size(480, 270), models={"base": "builtin:tiny", "refiner": None, "upscaler": "x"},
+                settings_fingerprint="abc", theme=ThemeRef("k", "K", "c", "why"),
+                loras=(LoraChoice("l", "/f", "00", "style", 0.5, ("tw",), "r"),), token_counts={"prompt": 3})
+
+
+def test_plan_json_round_trip() -> None:
+    plan = make_plan()
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+def test_create_refuses_non_empty_dir(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("keep me")
+    with pytest.raises(RunError, match="already exists and is not empty") as info:
+        RunDirectory.create(tmp_path, run_id="r", plan=make_plan(), settings={}, trigger="manual")
+    assert "--resume" in str(info.value)
+    assert (tmp_path / "x").read_text() == "keep me"
+
+
+def test_stage_records_and_images(tmp_path: Path) -> None:
+    run = RunDirectory.create(tmp_path / "run", run_id="r1", plan=make_plan(), settings={"a": 1}, trigger="manual")
+    img = Image.new("RGB", (16, 8), (10, 20, 30))
+    run.save_image("base", img, compress_level=1, text={"k": "v"})
+    run.mark_stage("base", status="done", seconds=1.23456, peak_rss=300 * 2**20, file="01_base.png")
+    reopened = RunDirectory.open(tmp_path / "run")
+    assert reopened.stage_done("base") and not reopened.stage_done("upscaled")
+    assert reopened.record["stages"]["base"]["peak_rss_mb"] == 300.0
+    assert reopened.plan == make_plan()
+    loaded = reopened.load_image("base")
+    assert loaded.tobytes() == img.tobytes()
+    with Image.open(tmp_path / "run" / "01_base.png") as png:
+        assert png.text["k"] == "v"
+    assert not list((tmp_path / "run").glob(".*part"))  # no temp files left behind
+
+
+def test_open_rejects_non_run_dir(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="not a run directory"):
+        RunDirectory.open(tmp_path)
+
+
+def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / RUN_JSON
+    atomic.write_text(target, "old")
+
+    def boom(fh: object) -> None:
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic.write_with(target, boom)  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == [RUN_JSON]
