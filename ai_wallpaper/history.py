@@ -157,13 +157,17 @@ class History:
     # --- writing -------------------------------------------------------------------------------
     def start_run(self, run_id: str, *, trigger: str, plan: dict[str, Any], run_dir: str | None,
                   pid: int | None = None) -> None:
-        """Insert the run as "running". `pid` defaults to this process (the one doing the work)."""
+        """Insert the run as "running" (or mark a resumed one running again). `pid` defaults to this
+        process (the one doing the work)."""
         theme = plan.get("theme") if isinstance(plan, dict) else None
         theme_key = theme.get("key") if isinstance(theme, dict) else None
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, trigger, status, started_at, pid, plan, theme_key, run_dir) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?) "
+                # A resumed run (generate --resume) reuses its id: it is running again.
+                "ON CONFLICT (run_id) DO UPDATE SET status = 'running', trigger = excluded.trigger, "
+                "pid = excluded.pid, finished_at = NULL, error = NULL",
                 (run_id, trigger, time.time(), pid if pid is not None else os.getpid(),
                  json.dumps(plan, default=str), theme_key, run_dir),
             )
