@@ -45,7 +45,7 @@ def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> Sched
         # DPM++ 2M = dpmsolver++ of order 2 with the midpoint update. euler_at_final=True makes the
         # last step first order, which removes the speckle artifacts DPM++ shows at few steps
         # (diffusers 0.42.1 DPMSolverMultistepScheduler.__init__ kwargs).
-        return DPMSolverMultistepScheduler.from_config(  # type: ignore[no-any-return]
+        return DPMSolverMultistepScheduler.from_config(
             config,
             algorithm_type="dpmsolver++",
             solver_order=2,
@@ -54,8 +54,8 @@ def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> Sched
             euler_at_final=True,
         )
     if name == "euler":
-        return EulerDiscreteScheduler.from_config(config, use_karras_sigmas=False)  # type: ignore[no-any-return]
+        return EulerDiscreteScheduler.from_config(config, use_karras_sigmas=False)
     if name == "euler_a":
-        return EulerAncestralDiscreteScheduler.from_config(config)  # type: ignore[no-any-return]
+        return EulerAncestralDiscreteScheduler.from_config(config)
     # 3. ddim: SDXL's own config already says clip_sample=False, set_alpha_to_one=False.
-    return DDIMScheduler.from_config(config)  # type: ignore[no-any-return]
+    return DDIMScheduler.from_config(config)
