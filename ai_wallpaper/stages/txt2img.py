@@ -191,7 +191,7 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> Image.Image:
         # 3. Decode (honours vae tiling if the loader enabled it) and convert to PIL.
         with torch.inference_mode():
             decoded = vae.decode(z, return_dict=False)[0]
-        return pipe.image_processor.postprocess(decoded, output_type="pil")[0]  # type: ignore[no-any-return]
+        return pipe.image_processor.postprocess(decoded, output_type="pil")[0]
     finally:
         # 4. Leave the shared VAE as we found it.
         if needs_upcast:
