@@ -1,0 +1,133 @@
+"""`ai-wallpaper config validate|sample|paths`: check every config file, print the schema, show paths."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.errors import ConfigError, ExitCode
+from ai_wallpaper.schema import build, load_yaml, render_sample
+from ai_wallpaper.settings import Settings
+
+SAMPLE_HEADER = (
+    "ai-wallpaper settings (settings.yaml)",
+    "",
+    "Generated from the schema by `ai-wallpaper config sample`; every key is listed with its",
+    "default, type and bounds. Copy it to ~/.config/ai-wallpaper/settings.yaml (or point",
+    "--config / $AI_WALLPAPER_CONFIG at it), change what you need, then check it with",
+    "`ai-wallpaper config validate`. Unknown keys are errors.",
+)
+
+
+def sample_text() -> str:
+    return render_sample(Settings, SAMPLE_HEADER)
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("config", parents=[common], help="validate settings, print a sample, show paths")
+    actions = p.add_subparsers(dest="config_action", metavar="ACTION", required=True)
+    v = actions.add_parser("validate", parents=[common],
+                           help="check settings, themes and LoRA library; exit 1 on problems")
+    v.set_defaults(func=validate)
+    s = actions.add_parser("sample", parents=[common],
+                           help="print a fully commented settings.yaml with every default")
+    s.set_defaults(func=sample)
+    pa = actions.add_parser("paths", parents=[common], help="print the files and folders in use")
+    pa.set_defaults(func=show_paths)
+
+
+def sample(args: argparse.Namespace, ctx: AppContext) -> int:
+    print(sample_text(), end="")
+    return 0
+
+
+def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
+    """[(file label, problems)] for settings, themes and LoRAs, and the total problem count."""
+    from ai_wallpaper.planner import themes_file
+    from ai_wallpaper.themes import check_themes_file
+
+    report: list[tuple[str, list[str]]] = []
+    settings_path = ctx.settings_path
+    settings: Settings | None
+    if settings_path.exists():
+        settings, problems = _check_settings(settings_path)
+        report.append((str(settings_path), problems))
+    else:
+        if ctx.config_file is not None:
+            report.append((str(settings_path), [f"{settings_path}: file not found"]))
+        else:
+            report.append((f"{settings_path} (absent: all defaults)", []))
+        settings = Settings()
+    if settings is None:  # broken settings: still check the other files with the defaults' paths
+        settings = Settings()
+    theme_path = themes_file(ctx, settings)
+    _, theme_problems = check_themes_file(theme_path)
+    report.append((str(theme_path), [str(p) for p in theme_problems]))
+    report.append(_check_loras(ctx, settings))
+    return report, sum(len(p) for _, p in report)
+
+
+def _check_settings(path: Path) -> tuple[Settings | None, list[str]]:
+    try:
+        data, source = load_yaml(path)
+    except ConfigError as exc:
+        return None, exc.problems
+    parsed, problems = build(Settings, data, source)
+    return parsed, [str(p) for p in problems]
+
+
+def _check_loras(ctx: AppContext, settings: Settings) -> tuple[str, list[str]]:
+    try:
+        from ai_wallpaper import loras
+    except ModuleNotFoundError:
+        return "loras.yaml (not checked: LoRA module missing)", []
+    label = str(loras.library_file(ctx.paths, settings, ctx.settings_path))
+    try:
+        loras.load_library(ctx.paths, settings, ctx.settings_path)
+    except ConfigError as exc:
+        return label, exc.problems
+    return label, []
+
+
+def validate(args: argparse.Namespace, ctx: AppContext) -> int:
+    report, total = validate_all(ctx)
+    for label, problems in report:
+        print(f"{'ok ' if not problems else 'BAD'}  {label}")
+        for p in problems:
+            print(f"     - {p}")
+    if total:
+        print(f"{total} problem(s) found")
+        return int(ExitCode.FAILURE)
+    print("all config files are valid")
+    return int(ExitCode.OK)
+
+
+def show_paths(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.planner import themes_file
+
+    p = ctx.paths
+    try:
+        settings = ctx.settings
+    except ConfigError:
+        settings = Settings()
+        print("(settings file has problems: showing default locations; run `config validate`)")
+    try:
+        from ai_wallpaper import loras
+
+        lora_file: Path | str = loras.library_file(p, settings, ctx.settings_path)
+        lora_dir: Path | str = loras.library_dir(p, settings, ctx.settings_path)
+    except ModuleNotFoundError:
+        lora_file = lora_dir = "(LoRA module missing)"
+    rows: list[tuple[str, Path | str]] = [
+        ("config dir", p.config_dir), ("data dir", p.data_dir), ("cache dir", p.cache_dir),
+        ("state dir", p.state_dir), ("settings file", ctx.settings_path),
+        ("themes file", themes_file(ctx, settings)), ("loras file", lora_file), ("lora folder", lora_dir),
+        ("runs", ctx.resolve(settings.output.runs_dir, p.runs_dir)), ("wallpapers", p.wallpapers_dir),
+        ("models", p.models_dir), ("weather cache", p.weather_cache_dir), ("history db", p.history_db),
+    ]
+    for name, value in rows:
+        exists = "" if isinstance(value, str) else ("" if value.exists() else "  (absent)")
+        print(f"{name:<14} {value}{exists}")
+    return 0

@@ -1,0 +1,120 @@
+"""`ai-wallpaper plan`: print what a run would do (same as `generate --dry-run`), without torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.plan import Plan
+from ai_wallpaper.planner import PlanRequest, make_plan
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("plan")
+    g.add_argument("--prompt", help="use this prompt instead of a theme (theme modifiers apply with --theme)")
+    g.add_argument("--negative-prompt", help="replace the settings' negative prompt (themes still add to it)")
+    g.add_argument("--seed", type=_seed, help="seed for every random choice and the image (0..2^63-1)")
+    g.add_argument("--theme", metavar="KEY", help="force this theme (see `ai-wallpaper themes list`)")
+    g.add_argument("--no-weather", action="store_true",
+                   help="do not fetch the weather (mood from time and season)")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2^63-1, got {value}")
+    return value
+
+
+def request_from_args(args: argparse.Namespace) -> PlanRequest:
+    return PlanRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed,
+                       theme=args.theme, use_weather=not args.no_weather)
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("plan", parents=[common], help="show what the next run would do (no models loaded)",
+                       description="Pick theme, mood, LoRAs, prompt, seed and sizes exactly as a run would, "
+                                   "print them and exit. Same as `generate --dry-run`.")
+    add_plan_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    plan = make_plan(ctx, ctx.settings, request_from_args(args))
+    print_plan(plan, args.json)
+    return 0
+
+
+def print_plan(plan: Plan, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=False))
+        return
+    print("\n".join(format_plan(plan)))
+
+
+def format_plan(plan: Plan) -> list[str]:
+    lines: list[str] = []
+    if plan.self_test:
+        lines.append("SELF-TEST: built-in random-weight model; the image will not be meaningful")
+    if plan.theme:
+        t = plan.theme
+        lines.append(f"theme:      {t.key} - {t.name} [{t.category}]")
+        if t.reason:
+            lines.append(f"            {t.reason}")
+    else:
+        lines.append("theme:      none (fixed prompt)")
+    lines.append(f"weather:    {_weather_line(plan)}")
+    if plan.mood:
+        m = plan.mood
+        lines.append(f"mood:       {m.get('description')} "
+                     f"(condition={m.get('condition') or '-'}, time={m.get('time_of_day')} "
+                     f"via {m.get('time_basis')}, season={m.get('season')}, "
+                     f"temp={m.get('temperature_band') or '-'}, wind={m.get('wind') or '-'})")
+    if plan.loras:
+        lines.append("loras:")
+        for c in plan.loras:
+            trig = f" triggers: {', '.join(c.trigger_words)}" if c.trigger_words else ""
+            lines.append(f"  - {c.name} ({c.type}) weight {c.weight:.2f}{trig}")
+            if c.reason:
+                lines.append(f"      why: {c.reason}")
+    else:
+        lines.append("loras:      none")
+    tc = plan.token_counts
+    lines.append(f"prompt ({_tokens(tc, 'prompt')}):")
+    lines.append(f"  {plan.prompt}")
+    lines.append(f"negative ({_tokens(tc, 'negative_prompt')}):")
+    lines.append(f"  {plan.negative_prompt}")
+    lines.append(f"seed:       {plan.seed}")
+    lines.append(f"sizes:      base {plan.base_size} -> upscaled {plan.upscaled_size} "
+                 f"-> final {plan.final_size}")
+    models = ", ".join(f"{role}={spec}" for role, spec in plan.models.items() if spec)
+    lines.append(f"models:     {models}")
+    lines.append(f"settings:   fingerprint {plan.settings_fingerprint}")
+    for w in plan.warnings:
+        lines.append(f"warning:    {w}")
+    return lines
+
+
+def _weather_line(plan: Plan) -> str:
+    status = plan.weather_status
+    loc = (plan.mood or {}).get("location")
+    where = f" for {loc}" if loc else ""
+    text = {"live": "live", "stale": "STALE (cached report, fetch failed)",
+            "absent": "absent (mood from time and season only)",
+            "disabled": "off (mood from time and season only)"}.get(status, status)
+    observed = (plan.mood or {}).get("observed_at")
+    return f"{text}{where}" + (f", observed {observed}" if observed and status in ("live", "stale") else "")
+
+
+def _tokens(counts: dict[str, int], key: str) -> str:
+    if key not in counts:
+        return "tokens: ?"
+    extra = {k: v for k, v in counts.items() if k.startswith(key + "_") or k.startswith(key + ".")}
+    detail = "".join(f", {k.removeprefix(key).lstrip('._')} {v}" for k, v in extra.items())
+    return f"{counts[key]} tokens{detail}"

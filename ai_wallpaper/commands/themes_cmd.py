@@ -1,0 +1,73 @@
+"""`ai-wallpaper themes list|show`: the theme library as a table, or one theme in full."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.schema import to_plain
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("themes", parents=[common], help="list the themes or show one")
+    actions = p.add_subparsers(dest="themes_action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", parents=[common],
+                            help="table of themes: key, category, weight, chance, name")
+    ls.add_argument("--category", help="only this category")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=list_themes)
+    show = actions.add_parser("show", parents=[common], help="one theme in full, with a sample prompt")
+    show.add_argument("key", help="theme key")
+    show.add_argument("--seed", type=int, default=0, help="seed for the sample prompt (default 0)")
+    show.set_defaults(func=show_theme)
+
+
+def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.planner import themes_file
+    from ai_wallpaper.themes import load_themes, theme_probabilities
+
+    library = load_themes(themes_file(ctx, ctx.settings))
+    chance = theme_probabilities(library)
+    rows = [(k, t) for k, t in library.themes.items() if args.category in (None, t.category)]
+    if args.category and args.category not in library.categories:
+        print(f"no category {args.category!r}; categories: {', '.join(library.categories)}")
+        return 1
+    if args.json:
+        print(json.dumps([{"key": k, "category": t.category, "weight": t.weight, "chance": chance.get(k, 0.0),
+                           "name": t.name} for k, t in rows], indent=2))
+        return 0
+    width = max([len("KEY"), *(len(k) for k, _ in rows)])
+    cat_width = max([len("CATEGORY"), *(len(t.category) for _, t in rows)])
+    print(f"{'KEY':<{width}}  {'CATEGORY':<{cat_width}}  WEIGHT  CHANCE  NAME")
+    for key, theme in rows:
+        print(f"{key:<{width}}  {theme.category:<{cat_width}}  {theme.weight:>6g}  "
+              f"{chance.get(key, 0.0) * 100:>5.1f}%  {theme.name}")
+    print(f"{len(rows)} theme(s) in {len({t.category for _, t in rows})} categor(ies) from {library.file}")
+    return 0
+
+
+def show_theme(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.planner import rng_for, themes_file
+    from ai_wallpaper.themes import fill_template, load_themes, select_theme
+
+    library = load_themes(themes_file(ctx, ctx.settings))
+    choice = select_theme(library, rng_for(args.seed, "theme"), forced=args.key)  # raises with close matches
+    theme = choice.theme
+    category = library.categories[theme.category]
+    print(f"{choice.key}: {theme.name}")
+    print(f"category: {theme.category} ({category.name}) weight {theme.weight:g}")
+    data = to_plain(theme)
+    for field in ("templates", "elements", "styles", "colors", "negative"):
+        if data[field]:
+            print(f"{field}:")
+            for item in data[field]:
+                print(f"  - {item}")
+    for field in ("prompt_modifiers", "lora_hints", "weather"):
+        filled = {k: v for k, v in data[field].items() if v}
+        if filled:
+            print(f"{field}: {json.dumps(filled)}")
+    print(f"sample prompt (seed {args.seed}, neutral mood):")
+    print(f"  {fill_template(theme, rng_for(args.seed, 'prompt'), None)}")
+    return 0

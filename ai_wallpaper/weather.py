@@ -1,0 +1,340 @@
+"""Current weather for the mood: Open-Meteo (default, no key) or NWS, cached, never fatal.
+
+- Requests use short (connect, read) timeouts plus a whole-response deadline and a size cap, so a
+  slow or hostile server cannot stall a run.
+- A report younger than `cache_minutes` is reused without asking the network ("live").
+- On any failure a cached report up to `stale_hours` old is used and marked "stale"; beyond that
+  the result is "absent" and the mood comes from time and season only. A 429's Retry-After is
+  remembered so the next runs do not hammer the service.
+- A place name is resolved once (Open-Meteo geocoding) and the coordinates cached for good.
+Nothing here raises: every problem becomes a warning on the result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from ai_wallpaper import atomic, log
+from ai_wallpaper.mood import condition_family, condition_from_text
+from ai_wallpaper.settings import WeatherSettings
+
+logger = log.get(__name__)
+MAX_BODY_BYTES = 1_000_000
+USER_AGENT = "ai-wallpaper/0.1 (desktop wallpaper weather mood)"
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class WeatherResult:
+    status: str  # live | stale | absent | disabled
+    report: dict[str, Any] | None  # see _open_meteo_report for keys
+    location: Location | None
+    warnings: tuple[str, ...] = ()
+
+
+class WeatherFailure(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# --- public entry -----------------------------------------------------------------------------
+
+
+def get_weather(settings: WeatherSettings, cache_dir: Path, *, now: datetime | None = None,
+                offline: bool = False) -> WeatherResult:
+    """The weather for the configured location. `offline` uses caches only (no network)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if not settings.enabled:
+        return WeatherResult("disabled", None, resolve_location_cached(settings, cache_dir))
+    try:
+        return _get_weather(settings, cache_dir, now, offline)
+    except Exception as exc:  # weather must never fail a run
+        logger.warning("weather.unexpected_error", error=repr(exc))
+        return WeatherResult("absent", None, None, (f"weather: unexpected error ({exc!r}); "
+                                                     "mood from time and season only",))
+
+
+def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offline: bool) -> WeatherResult:
+    warnings: list[str] = []
+    location = resolve_location_cached(settings, cache_dir)
+    if location is None and settings.location.place and not offline:
+        try:
+            location = _geocode(settings, cache_dir, settings.location.place, now)
+        except WeatherFailure as exc:
+            warnings.append(f"weather: could not resolve place {settings.location.place!r}: {exc}")
+    if location is None:
+        if not settings.location.place:
+            warnings.append("weather: no location set (weather.location.place or latitude/longitude); "
+                            "mood from time and season only")
+        return WeatherResult("absent", None, None, tuple(warnings))
+
+    cache_file = cache_dir / f"{settings.provider}-{location.latitude:.3f}_{location.longitude:.3f}.json"
+    cached = _read_json(cache_file)
+    age = _age(cached, now)
+    if cached is not None and age is not None and age <= timedelta(minutes=settings.cache_minutes):
+        return WeatherResult("live", cached["report"], location, tuple(warnings))
+
+    failure: str
+    backoff_until = _backoff_until(cache_dir, settings.provider, now)
+    if offline:
+        failure = "offline (--no-weather)"
+    elif backoff_until is not None:
+        failure = f"rate limited until {backoff_until.isoformat(timespec='seconds')}"
+    else:
+        try:
+            report = _fetch(settings, location, now)
+        except WeatherFailure as exc:
+            failure = str(exc)
+            if exc.retry_after is not None:
+                _set_backoff(cache_dir, settings.provider, now + timedelta(seconds=exc.retry_after))
+        else:
+            _write_cache(cache_file, {"fetched_at": now.isoformat(), "report": report})
+            return WeatherResult("live", report, location, tuple(warnings))
+
+    if cached is not None and age is not None and age <= timedelta(hours=settings.stale_hours):
+        minutes = int(age.total_seconds() // 60)
+        warnings.append(f"weather: {failure}; using a stale report from {minutes} min ago")
+        logger.warning("weather.stale", reason=failure, age_minutes=minutes)
+        return WeatherResult("stale", cached["report"], location, tuple(warnings))
+    warnings.append(f"weather: {failure}; no usable cached report, mood from time and season only")
+    logger.warning("weather.absent", reason=failure)
+    return WeatherResult("absent", None, location, tuple(warnings))
+
+
+def resolve_location_cached(settings: WeatherSettings, cache_dir: Path) -> Location | None:
+    """Coordinates from settings, else from the geocoding cache; never touches the network."""
+    loc = settings.location
+    if loc.latitude is not None and loc.longitude is not None:
+        return Location(loc.latitude, loc.longitude, loc.place)
+    if loc.place:
+        entry = (_read_json(cache_dir / "geocode.json") or {}).get(_place_key(loc.place))
+        if isinstance(entry, dict):
+            try:
+                return Location(float(entry["latitude"]), float(entry["longitude"]), str(entry["name"]))
+            except (KeyError, TypeError, ValueError):
+                return None
+    return None
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+def _get_json(url: str, params: dict[str, Any] | None, settings: WeatherSettings) -> Any:
+    import requests  # imported here: only runs that actually fetch pay for it
+
+    deadline = time.monotonic() + settings.connect_timeout + settings.read_timeout
+    try:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json, application/geo+json"}
+        timeout = (settings.connect_timeout, settings.read_timeout)
+        with requests.get(url, params=params, timeout=timeout, headers=headers, stream=True) as response:
+            if response.status_code == 429:
+                retry = _retry_after(response.headers.get("Retry-After"))
+                raise WeatherFailure("rate limited (HTTP 429)", retry)
+            if response.status_code >= 400:
+                raise WeatherFailure(f"HTTP {response.status_code} from {url}")
+            body = bytearray()
+            for chunk in response.iter_content(chunk_size=16384):
+                body.extend(chunk)
+                if len(body) > MAX_BODY_BYTES:
+                    raise WeatherFailure(f"response from {url} is larger than {MAX_BODY_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise WeatherFailure(f"response from {url} took too long")
+    except requests.Timeout:
+        raise WeatherFailure(f"timed out talking to {url}") from None
+    except requests.RequestException as exc:
+        raise WeatherFailure(f"request to {url} failed: {type(exc).__name__}") from None
+    try:
+        return json.loads(bytes(body).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeatherFailure(f"invalid JSON from {url}") from None
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (seconds or HTTP date); 10 minutes if absent or odd."""
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+            except (TypeError, ValueError):
+                pass
+    return 600.0
+
+
+def _fetch(settings: WeatherSettings, location: Location, now: datetime) -> dict[str, Any]:
+    if settings.provider == "nws":
+        return _fetch_nws(settings, location, now)
+    data = _get_json(settings.open_meteo_url, {
+        "latitude": f"{location.latitude:.4f}", "longitude": f"{location.longitude:.4f}",
+        "current": "temperature_2m,weather_code,wind_speed_10m,is_day",
+        "daily": "sunrise,sunset", "timezone": "auto", "forecast_days": 2, "wind_speed_unit": "kmh",
+    }, settings)
+    try:
+        return _open_meteo_report(data, now)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise WeatherFailure(f"unexpected Open-Meteo answer ({type(exc).__name__}: {exc})") from None
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _open_meteo_report(data: Any, now: datetime) -> dict[str, Any]:
+    current = data["current"]
+    code_value = current["weather_code"]
+    if isinstance(code_value, bool) or not isinstance(code_value, int | float):
+        raise ValueError(f"weather_code {code_value!r}")
+    code = int(code_value)
+    offset = timedelta(seconds=int(data.get("utc_offset_seconds", 0)))
+    daily = data.get("daily") or {}
+    sunrise = sunset = None
+    local_today = (now + offset).date().isoformat()
+    days = list(daily.get("time") or [])
+    if days:
+        i = days.index(local_today) if local_today in days else 0
+        sunrise = (datetime.fromisoformat(daily["sunrise"][i]) - offset).replace(tzinfo=UTC).isoformat()
+        sunset = (datetime.fromisoformat(daily["sunset"][i]) - offset).replace(tzinfo=UTC).isoformat()
+    return {
+        "provider": "open-meteo",
+        "weather_code": code,
+        "condition": condition_family(code),
+        "temperature_c": _num(current.get("temperature_2m")),
+        "wind_kmh": _num(current.get("wind_speed_10m")),
+        "is_day": bool(current["is_day"]) if current.get("is_day") is not None else None,
+        "sunrise": sunrise,
+        "sunset": sunset,
+        "observed_at": str(current.get("time")) if current.get("time") else now.isoformat(timespec="minutes"),
+        "text": None,
+    }
+
+
+def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime) -> dict[str, Any]:
+    root = settings.nws_url.rstrip("/")
+    points = _get_json(f"{root}/points/{location.latitude:.4f},{location.longitude:.4f}", None, settings)
+    try:
+        hourly_url = str(points["properties"]["forecastHourly"])
+    except (KeyError, TypeError):
+        raise WeatherFailure("unexpected NWS points answer (no properties.forecastHourly)") from None
+    forecast = _get_json(hourly_url, None, settings)
+    try:
+        period = forecast["properties"]["periods"][0]
+        temp = _num(period["temperature"])
+        if temp is not None and str(period.get("temperatureUnit", "F")).upper() == "F":
+            temp = round((temp - 32) * 5 / 9, 1)
+        wind_text = str(period.get("windSpeed") or "")
+        mph = [float(w) for w in wind_text.replace("to", " ").split() if w.replace(".", "", 1).isdigit()]
+        text = str(period["shortForecast"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise WeatherFailure(f"unexpected NWS forecast answer ({type(exc).__name__}: {exc})") from None
+    return {
+        "provider": "nws",
+        "weather_code": None,
+        "condition": condition_from_text(text),
+        "temperature_c": temp,
+        "wind_kmh": round(max(mph) * 1.609, 1) if mph else None,
+        "is_day": period.get("isDaytime"),
+        "sunrise": None,
+        "sunset": None,
+        "observed_at": str(period.get("startTime") or now.isoformat(timespec="minutes")),
+        "text": text,
+    }
+
+
+def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: datetime) -> Location:
+    name = place.split(",")[0].strip()  # the API matches a name; the rest narrows the choice
+    data = _get_json(settings.geocoding_url, {"name": name, "count": 10, "language": "en", "format": "json"},
+                     settings)
+    try:
+        results = list(data.get("results") or [])
+    except AttributeError:
+        raise WeatherFailure("unexpected geocoding answer") from None
+    if not results:
+        raise WeatherFailure("no match")
+    qualifiers = [q.strip().lower() for q in place.split(",")[1:] if q.strip()]
+
+    def score(r: dict[str, Any]) -> int:
+        text = " ".join(str(r.get(k, "")) for k in ("country", "country_code", "admin1", "admin2")).lower()
+        return sum(q in text for q in qualifiers)
+
+    best = max(results, key=score)  # max keeps the API's (population) order among ties
+    try:
+        loc = Location(float(best["latitude"]), float(best["longitude"]),
+                       ", ".join(str(best[k]) for k in ("name", "admin1", "country") if best.get(k)))
+    except (KeyError, TypeError, ValueError):
+        raise WeatherFailure("unexpected geocoding answer") from None
+    cache_file = cache_dir / "geocode.json"
+    entries = _read_json(cache_file) or {}
+    entries[_place_key(place)] = {"latitude": loc.latitude, "longitude": loc.longitude, "name": loc.name,
+                                  "resolved_at": now.isoformat()}
+    _write_cache(cache_file, entries)
+    logger.info("weather.geocoded", place=place, name=loc.name, lat=loc.latitude, lon=loc.longitude)
+    return loc
+
+
+# --- cache helpers ------------------------------------------------------------------------------
+
+
+def _place_key(place: str) -> str:
+    return " ".join(place.lower().split())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _age(cached: Any, now: datetime) -> timedelta | None:
+    if not isinstance(cached, dict) or not isinstance(cached.get("report"), dict):
+        return None
+    try:
+        fetched = datetime.fromisoformat(str(cached["fetched_at"]))
+    except (KeyError, ValueError):
+        return None
+    if fetched.tzinfo is None:
+        fetched = fetched.replace(tzinfo=UTC)
+    age = now - fetched
+    return age if age >= timedelta(minutes=-5) else None  # a report from the future: clock skew, ignore
+
+
+def _backoff_until(cache_dir: Path, provider: str, now: datetime) -> datetime | None:
+    value = (_read_json(cache_dir / "backoff.json") or {}).get(provider)
+    try:
+        until = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    return until if until is not None and until > now else None
+
+
+def _set_backoff(cache_dir: Path, provider: str, until: datetime) -> None:
+    entries = _read_json(cache_dir / "backoff.json") or {}
+    entries[provider] = until.isoformat()
+    _write_cache(cache_dir / "backoff.json", entries)
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Atomic write; a cache we cannot write costs a refetch next time, never the run."""
+    try:
+        atomic.write_json(path, data)
+    except OSError as exc:
+        logger.warning("weather.cache_write_failed", file=str(path), error=exc.strerror)
