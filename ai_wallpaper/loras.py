@@ -108,14 +108,6 @@ class LoraLibraryFile:
     stacking_rules: StackingRules = option(factory=StackingRules, doc="How LoRAs may be combined.")
     loras: dict[str, LoraEntry] = option(factory=dict, doc="Your LoRAs, by key (themes refer to these keys).")
 
-    def check(self) -> Check:
-        problems: Check = []
-        for key in self.loras:
-            if not KEY_RE.match(key):
-                problems.append((("loras", key), f"key {key!r} must be letters, digits, _ . - (no spaces)",
-                                 "themes' lora_hints refer to LoRAs by this key"))
-        return problems
-
 
 # --- the loaded library --------------------------------------------------------------------------
 
@@ -180,7 +172,7 @@ def load_library(paths: Paths, settings: Settings, settings_path: Path) -> LoraL
                            hash_cache=hash_cache)
     data, source = load_yaml(file)
     parsed, problems = build(LoraLibraryFile, data, source)
-    problems = _duplicate_key_problems(file, source) + problems
+    problems = _key_problems(file, source) + problems
     specs: dict[str, LoraSpec] = {}
     if parsed is not None:
         seen: dict[Path, str] = {}
@@ -208,8 +200,8 @@ def load_library(paths: Paths, settings: Settings, settings_path: Path) -> LoraL
                        loras=MappingProxyType(specs), enabled=settings.loras.enabled, hash_cache=hash_cache)
 
 
-def _duplicate_key_problems(file: Path, source: Source) -> list[Problem]:
-    """PyYAML keeps the last of two equal keys silently; a duplicated LoRA key is a user mistake."""
+def _key_problems(file: Path, source: Source) -> list[Problem]:
+    """LoRA keys: PyYAML keeps the last of two equal keys silently, and keys must be plain names."""
     try:
         root = yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (yaml.YAMLError, OSError):
@@ -228,6 +220,10 @@ def _duplicate_key_problems(file: Path, source: Source) -> list[Problem]:
                                         f"duplicate LoRA key (first defined on line {seen[k.value]})",
                                         "rename or remove one of them"))
             seen.setdefault(k.value, line)
+            if not KEY_RE.match(str(k.value)):
+                problems.append(Problem(source.file, line, f"loras.{k.value}",
+                                        f"key {k.value!r} must be letters, digits, _ . - (no spaces)",
+                                        "themes' lora_hints refer to LoRAs by this key"))
     return problems
 
 
