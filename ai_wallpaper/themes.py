@@ -22,8 +22,8 @@ from ai_wallpaper import log
 from ai_wallpaper.errors import ConfigError, WallpaperError
 from ai_wallpaper.mood import mood_phrases
 from ai_wallpaper.plan import ThemeRef
-from ai_wallpaper.schema import Problem, Source, build, load_yaml
-from ai_wallpaper.themes_schema import LIST_PLACEHOLDERS, Category, Theme, ThemeFile
+from ai_wallpaper.schema import Problem, Source, build, dotted, load_yaml
+from ai_wallpaper.themes_schema import LIST_PLACEHOLDERS, Category, Theme, ThemeFile, unknown_category
 
 logger = log.get(__name__)
 
@@ -62,8 +62,26 @@ def check_themes_file(path: Path) -> tuple[ThemeLibrary | None, list[Problem]]:
 def _build(data: Any, source: Source) -> tuple[ThemeLibrary | None, list[Problem]]:
     parsed, problems = build(ThemeFile, data, source)
     if parsed is None:
-        return None, problems
+        # The file-level cross checks only run on a fully built file; report unknown categories
+        # now anyway so one pass shows every problem we can find.
+        return None, problems + _raw_category_problems(data, source)
     return ThemeLibrary(Path(source.file), parsed.categories, parsed.themes), []
+
+
+def _raw_category_problems(data: Any, source: Source) -> list[Problem]:
+    if not isinstance(data, dict):
+        return []
+    categories, themes = data.get("categories"), data.get("themes")
+    if not isinstance(categories, dict) or not isinstance(themes, dict):
+        return []
+    problems = []
+    for key, theme in themes.items():
+        category = theme.get("category") if isinstance(theme, dict) else None
+        if isinstance(category, str) and category not in categories:
+            message, hint = unknown_category(category, [str(c) for c in categories])
+            path = ("themes", str(key), "category")
+            problems.append(Problem(source.file, source.line_of(path), dotted(path), message, hint))
+    return problems
 
 
 def load_themes(path: Path) -> ThemeLibrary:

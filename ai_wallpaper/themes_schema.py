@@ -24,6 +24,15 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Placeholder -> the theme field whose list fills it. Each occurrence draws a different item.
 LIST_PLACEHOLDERS = {"element": "elements", "style": "styles", "color": "colors"}
 MAX_MULTIPLIER = 100.0
+_SINGULAR = {"conditions": "condition", "time_of_day": "time of day", "seasons": "season",
+             "temperature": "temperature band", "wind": "wind band"}
+
+
+def unknown_category(category: str, categories: list[str]) -> tuple[str, str]:
+    """(message, hint) for a theme naming a category that does not exist."""
+    close = difflib.get_close_matches(category, categories, n=1)
+    return (f"unknown category {category!r}",
+            f"did you mean {close[0]!r}?" if close else "categories: " + ", ".join(categories))
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class Affinity:
                 if key not in allowed:
                     close = difflib.get_close_matches(key, allowed, n=1)
                     hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(allowed)
-                    what = field_name.replace("_", " ")
+                    what = _SINGULAR[field_name]
                     problems.append(((field_name, key), f"unknown {what} {key!r}", hint))
                 elif not 0 <= value <= MAX_MULTIPLIER:
                     problems.append(((field_name, key),
@@ -144,7 +153,7 @@ class Theme:
                 items = getattr(self, list_name)
                 if not items:
                     problems.append((("templates", i), f"uses {{{placeholder}}} but `{list_name}` is empty",
-                                     f"add a `{list_name}:` list or remove the placeholder"))
+                                     f"add a non-empty `{list_name}:` list or remove the placeholder"))
                 elif len(set(items)) < count:
                     problems.append((("templates", i),
                                      f"uses {{{placeholder}}} {count} times but `{list_name}` has only "
@@ -177,9 +186,8 @@ class ThemeFile:
         per_category: dict[str, float] = {k: 0.0 for k in self.categories}
         for key, theme in self.themes.items():
             if theme.category not in self.categories:
-                close = difflib.get_close_matches(theme.category, list(self.categories), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "categories: " + ", ".join(self.categories)
-                problems.append((("themes", key, "category"), f"unknown category {theme.category!r}", hint))
+                message, hint = unknown_category(theme.category, list(self.categories))
+                problems.append((("themes", key, "category"), message, hint))
             else:
                 per_category[theme.category] += theme.weight
         for key, category in self.categories.items():
