@@ -133,7 +133,7 @@ def _builtin_source(spec: str, role: Role, setting: str, paths: Paths) -> ModelS
         raise ModelError(f"{setting}: {why}; the built-in {role} model is 'builtin:{expected}'",
                          hint=f"set {setting}: builtin:{expected}")
     return ModelSource(role=role, spec=spec, kind="builtin", location=str(builtin_location(role, paths)),
-                       label=f"{spec} ({SELF_TEST_LABEL})", setting=setting, builtin_name=name,
+                       label=f"{spec}: {SELF_TEST_LABEL}", setting=setting, builtin_name=name,
                        self_test=True)
 
 
@@ -306,9 +306,10 @@ def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, trie
                              f"(no UNet weights under {unet})",
                              hint="set models.allow_download: true once to finish the download, "
                                   "or point the setting at a complete local copy")
-        return ModelSource(role=role, spec=spec, kind="hub", location=str(directory),
-                           label=f"{spec} (hub cache, revision {revision[:12]})", setting=setting,
-                           hub_id=spec, revision=revision)
+        if has_weights:  # else fall through: downloads are on, so let the hub finish the copy
+            return ModelSource(role=role, spec=spec, kind="hub", location=str(directory),
+                               label=f"{spec} (hub cache, revision {revision[:12]})", setting=setting,
+                               hub_id=spec, revision=revision)
     if models.allow_download:
         return ModelSource(role=role, spec=spec, kind="hub", location=spec, label=f"{spec} (will download)",
                            setting=setting, hub_id=spec)
@@ -317,8 +318,9 @@ def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, trie
     raise ModelError(
         f"{setting}: {spec!r} is not a local path (tried: {', '.join(tried)}) and is not in the Hugging Face "
         f"cache ({constants.HF_HUB_CACHE}); downloads are off",
-        hint="set models.allow_download: true to download it once, or "
-             + _SDXL_HINT.format(setting=setting, builtin=_BUILTIN_FOR_ROLE[role]))
+        hint=f"set models.allow_download: true to download it once, or point {setting} at a local diffusers "
+             f"directory or .safetensors file, or use 'builtin:{_BUILTIN_FOR_ROLE[role]}' for an offline "
+             "self-test")
 
 
 # --- fingerprints for run.json -----------------------------------------------------------------
@@ -379,5 +381,5 @@ def describe_model(source: ModelSource, cache_dir: Path | None = None) -> dict[s
             info["model_index_sha256"] = file_sha256(index, cache_dir)
     else:
         info["sha256"] = None
-        info["hash_scope"] = "none (not downloaded yet)"
+        info["hash_scope"] = "none (not on disk yet)"
     return info

@@ -132,8 +132,13 @@ def _local_dir(source: ModelSource, paths: Paths) -> Path | None:
     return None
 
 
-def _has_fp16_variant(directory: Path) -> bool:
-    return any(directory.glob("unet/*.fp16.safetensors")) or any(directory.glob("unet/*.fp16.bin"))
+def _variant(directory: Path, choice: DeviceChoice) -> str | None:
+    """"fp16" when those files exist and either fp16 runs or they are the only UNet weights there."""
+    unet_files = [p.name for p in directory.glob("unet/*") if p.suffix in (".safetensors", ".bin")]
+    fp16 = [n for n in unet_files if ".fp16." in n]
+    if fp16 and (choice.dtype_name == "float16" or len(fp16) == len(unet_files)):
+        return "fp16"
+    return None
 
 
 def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, paths: Paths, *,
@@ -156,8 +161,8 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
     try:
         if directory is not None:
             # builtin, local dirs and cached hub ids: all from disk, never the network.
-            variant = "fp16" if choice.dtype_name == "float16" and _has_fp16_variant(directory) else None
-            pipe = cls.from_pretrained(str(directory), local_files_only=True, variant=variant, **kwargs)
+            pipe = cls.from_pretrained(str(directory), local_files_only=True,
+                                       variant=_variant(directory, choice), **kwargs)
         elif source.kind == "hub":
             pipe = _from_hub(cls, source, choice, kwargs)
         else:

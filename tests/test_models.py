@@ -96,6 +96,21 @@ def test_hub_id_is_loaded_from_the_local_cache_only(mpaths: Paths, tiny_sdxl_dir
     assert type(pipe).__name__ == "StableDiffusionXLPipeline"
     info = describe_model(source)
     assert (info["revision"], info["hash_scope"]) == (commit, "file list and sizes (not contents)")
+    # A snapshot without UNet weights (an interrupted download) is reported, not half-loaded.
+    for weights in (repo / "snapshots" / commit / "unet").glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ModelError, match=r"models\.base: acme/tiny-sdxl is only partly in the Hugging Face"):
+        resolve_source("acme/tiny-sdxl", "base", TINY, mpaths)
+
+
+def test_fp16_only_variant_dir_loads_in_float32(mpaths: Paths, tiny_sdxl_dir: Path) -> None:
+    # Hub snapshots often hold only *.fp16.safetensors; they load (upcast) when running in float32.
+    copy = mpaths.models_dir / "fp16-only"
+    shutil.copytree(tiny_sdxl_dir, copy)
+    for weights in copy.glob("*/*.safetensors"):
+        weights.rename(weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")))
+    pipe = load_sdxl(str(copy), "base", TINY, mpaths)
+    assert pipe.unet.dtype == torch.float32
 
 
 def test_upscaler_by_relative_name_under_models_dir(mpaths: Paths, tiny_upscaler_file: Path) -> None:
