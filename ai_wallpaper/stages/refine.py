@@ -47,7 +47,8 @@ class RefineConfig:
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"refine steps must be an integer >= 1, got {self.steps!r}")
         if not 0.0 < self.high_noise_frac < 1.0:
-            raise ValueError(f"refine high_noise_frac must be strictly between 0 and 1, got {self.high_noise_frac!r}")
+            raise ValueError(
+                f"refine high_noise_frac must be strictly between 0 and 1, got {self.high_noise_frac!r}")
         if self.guidance_scale < 0:
             raise ValueError(f"refine guidance_scale must be >= 0, got {self.guidance_scale!r}")
         check_scheduler_name(self.scheduler)
@@ -102,4 +103,4 @@ def run_refine(
             callback_on_step_end=step_callback(progress, cancel),
             callback_on_step_end_tensor_inputs=["latents"],
         )
-    return output.images[0]  # type: ignore[no-any-return]
+    return output.images[0]

@@ -7,10 +7,7 @@ builds its own from the pipe's scheduler *config* instead of reusing `pipe.sched
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-if TYPE_CHECKING:
-    from diffusers import SchedulerMixin
+from typing import Any, Literal, get_args
 
 SchedulerName = Literal["dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim"]
 SCHEDULER_NAMES: tuple[str, ...] = get_args(SchedulerName)
@@ -22,8 +19,9 @@ def check_scheduler_name(name: str) -> None:
         raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULER_NAMES)}")
 
 
-def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> SchedulerMixin:
-    """A new scheduler of kind `name`, keeping the model's noise schedule from `base_config`.
+def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> Any:
+    """A new diffusers scheduler (a SchedulerMixin) of kind `name`, keeping the model's noise
+    schedule from `base_config`. Typed Any: mypy resolves diffusers' classes to its dummy objects.
 
     `base_config` is normally `pipe.scheduler.config`: it carries the betas, prediction type and
     timestep spacing the model was trained with; only the sampling algorithm changes here.
