@@ -131,7 +131,7 @@ def make_plan(ctx: AppContext, settings: Settings, request: PlanRequest) -> Plan
         settings_fingerprint=settings.fingerprint(),
         theme=theme_ref,
         mood=mood,
-        weather_status=weather.status,  # type: ignore[arg-type]  # one of the four literals
+        weather_status=weather.status,
         loras=tuple(stack),
         token_counts=token_counts,
         warnings=tuple(dict.fromkeys(warnings)),

@@ -22,6 +22,7 @@ from typing import Any
 
 from ai_wallpaper import atomic, log
 from ai_wallpaper.mood import condition_family, condition_from_text
+from ai_wallpaper.plan import WeatherStatus
 from ai_wallpaper.settings import WeatherSettings
 
 logger = log.get(__name__)
@@ -38,7 +39,7 @@ class Location:
 
 @dataclass(frozen=True)
 class WeatherResult:
-    status: str  # live | stale | absent | disabled
+    status: WeatherStatus
     report: dict[str, Any] | None  # see _open_meteo_report for keys
     location: Location | None
     warnings: tuple[str, ...] = ()

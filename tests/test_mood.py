@@ -9,28 +9,70 @@ import pytest
 from ai_wallpaper import mood as m
 
 
-@pytest.mark.parametrize(("code", "family"), [
-    (0, "clear"), (1, "clear"), (2, "cloudy"), (3, "overcast"), (45, "fog"), (48, "fog"), (51, "drizzle"),
-    (57, "drizzle"), (61, "rain"), (67, "rain"), (81, "rain"), (71, "snow"), (77, "snow"), (86, "snow"),
-    (95, "storm"), (99, "storm"), (4, None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("code", "family"),
+    [
+        (0, "clear"),
+        (1, "clear"),
+        (2, "cloudy"),
+        (3, "overcast"),
+        (45, "fog"),
+        (48, "fog"),
+        (51, "drizzle"),
+        (57, "drizzle"),
+        (61, "rain"),
+        (67, "rain"),
+        (81, "rain"),
+        (71, "snow"),
+        (77, "snow"),
+        (86, "snow"),
+        (95, "storm"),
+        (99, "storm"),
+        (4, None),
+        (None, None),
+    ],
+)
 def test_wmo_code_families(code: int | None, family: str | None) -> None:
     assert m.condition_family(code) == family
 
 
-@pytest.mark.parametrize(("text", "family"), [
-    ("Chance Showers And Thunderstorms", "storm"), ("Light Snow", "snow"), ("Rain Likely", "rain"),
-    ("Patchy Fog", "fog"), ("Mostly Cloudy", "overcast"), ("Partly Sunny", "cloudy"), ("Mostly Sunny", "clear"),
-    ("Clear", "clear"), ("Windy", None),
-])
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [
+        ("Chance Showers And Thunderstorms", "storm"),
+        ("Light Snow", "snow"),
+        ("Rain Likely", "rain"),
+        ("Patchy Fog", "fog"),
+        ("Mostly Cloudy", "overcast"),
+        ("Partly Sunny", "cloudy"),
+        ("Mostly Sunny", "clear"),
+        ("Clear", "clear"),
+        ("Windy", None),
+    ],
+)
 def test_nws_text_families(text: str, family: str | None) -> None:
     assert m.condition_from_text(text) == family
 
 
 def test_seasons_flip_in_the_southern_hemisphere() -> None:
-    july, january, april, october = date(2026, 7, 10), date(2026, 1, 10), date(2026, 4, 10), date(2026, 10, 10)
-    assert [m.season_for(d, 51.5) for d in (july, january, april, october)] == ["summer", "winter", "spring", "autumn"]
-    assert [m.season_for(d, -33.9) for d in (july, january, april, october)] == ["winter", "summer", "autumn", "spring"]
+    july, january, april, october = (
+        date(2026, 7, 10),
+        date(2026, 1, 10),
+        date(2026, 4, 10),
+        date(2026, 10, 10),
+    )
+    assert [m.season_for(d, 51.5) for d in (july, january, april, october)] == [
+        "summer",
+        "winter",
+        "spring",
+        "autumn",
+    ]
+    assert [m.season_for(d, -33.9) for d in (july, january, april, october)] == [
+        "winter",
+        "summer",
+        "autumn",
+        "spring",
+    ]
     assert m.season_for(july, None) == "summer"  # unknown latitude: northern calendar
 
 
@@ -52,8 +94,16 @@ def test_sun_times_match_published_tables() -> None:
 
 def test_time_of_day_from_sun_boundaries() -> None:
     rise, sset = datetime(2026, 3, 1, 7, 0, tzinfo=UTC), datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
-    cases = {"04:00": "night", "06:30": "dawn", "07:40": "dawn", "12:00": "day", "17:30": "golden_hour",
-             "18:10": "golden_hour", "18:30": "dusk", "19:30": "night"}
+    cases = {
+        "04:00": "night",
+        "06:30": "dawn",
+        "07:40": "dawn",
+        "12:00": "day",
+        "17:30": "golden_hour",
+        "18:10": "golden_hour",
+        "18:30": "dusk",
+        "19:30": "night",
+    }
     for hhmm, expected in cases.items():
         h, mi = map(int, hhmm.split(":"))
         assert m.time_of_day_from_sun(datetime(2026, 3, 1, h, mi, tzinfo=UTC), rise, sset) == expected, hhmm
@@ -74,16 +124,29 @@ def test_time_of_day_bases() -> None:
 
 
 def test_bands() -> None:
-    assert [m.temperature_band(t) for t in (-5, 0, 9.9, 15, 25, 35, None)] == \
-        ["freezing", "cold", "cold", "mild", "warm", "hot", None]
+    assert [m.temperature_band(t) for t in (-5, 0, 9.9, 15, 25, 35, None)] == [
+        "freezing",
+        "cold",
+        "cold",
+        "mild",
+        "warm",
+        "hot",
+        None,
+    ]
     assert [m.wind_band(w) for w in (3, 12, 35, 80, None)] == ["calm", "breezy", "windy", "gale", None]
 
 
 def test_build_mood_with_weather() -> None:
     now = datetime(2026, 11, 28, 7, 40, tzinfo=UTC)
-    weather = {"weather_code": 45, "condition": "fog", "temperature_c": 4.5, "wind_kmh": 40.0,
-               "sunrise": "2026-11-28T07:30:00+00:00", "sunset": "2026-11-28T17:17:00+00:00",
-               "observed_at": "2026-11-28T07:30"}
+    weather = {
+        "weather_code": 45,
+        "condition": "fog",
+        "temperature_c": 4.5,
+        "wind_kmh": 40.0,
+        "sunrise": "2026-11-28T07:30:00+00:00",
+        "sunset": "2026-11-28T17:17:00+00:00",
+        "observed_at": "2026-11-28T07:30",
+    }
     mood = m.build_mood(now, latitude=38.72, longitude=-9.14, place="Lisbon", weather=weather, source="live")
     assert mood["condition"] == "fog" and mood["time_of_day"] == "dawn" and mood["time_basis"] == "weather"
     assert mood["season"] == "autumn" and mood["temperature_band"] == "cold" and mood["wind"] == "windy"
@@ -100,8 +163,10 @@ def test_build_mood_without_weather_southern() -> None:
 
 
 def test_mood_phrases_fall_back_to_the_season() -> None:
-    assert m.mood_phrases({"time_of_day": "night", "season": "winter", "condition": None})["atmosphere"] == \
-        "still, cold winter air"
+    assert (
+        m.mood_phrases({"time_of_day": "night", "season": "winter", "condition": None})["atmosphere"]
+        == "still, cold winter air"
+    )
     phrases = m.mood_phrases({"time_of_day": "golden_hour", "season": "summer", "condition": "storm"})
     assert phrases["light"].startswith("warm golden-hour") and "lightning" in phrases["atmosphere"]
     assert m.mood_phrases(None)["light"] == "bright natural daylight"

@@ -63,8 +63,11 @@ def test_shipped_library_is_large_and_valid(shipped: ThemeLibrary) -> None:
 
 
 def test_every_shipped_template_fills_cleanly(shipped: ThemeLibrary) -> None:
-    moods = [None, {"time_of_day": "night", "season": "winter", "condition": "snow"},
-             {"time_of_day": "golden_hour", "season": "summer", "condition": None}]
+    moods = [
+        None,
+        {"time_of_day": "night", "season": "winter", "condition": "snow"},
+        {"time_of_day": "golden_hour", "season": "summer", "condition": None},
+    ]
     for key, theme in shipped.themes.items():
         for seed in range(6):
             text = fill_template(theme, random.Random(seed), moods[seed % 3])
@@ -98,7 +101,10 @@ themes:
     assert "themes.Bad Key.weather.seasons.winter: multiplier must be between 0 and 100, got -1.0" in joined
     assert "themes.yaml:8: themes.forest.templates[0]: uses {element} but `elements` is empty" in joined
     assert "themes.forest.templates[0]: unknown placeholder {colour} (hint: did you mean {color}?)" in joined
-    assert "themes.yaml:7: themes.forest.category: unknown category 'natur' (hint: did you mean 'nature'?)" in joined
+    assert (
+        "themes.yaml:7: themes.forest.category: unknown category 'natur' (hint: did you mean 'nature'?)"
+        in joined
+    )
     assert len(problems) == 6
     # A theme whose nested tables are broken is checked as a whole once they are fixed.
     fixed = text.replace("sunny: 2", "clear: 2").replace("winter: -1", "winter: 1")
@@ -122,7 +128,9 @@ themes:
     assert "categories.b: category 'b' has weight 1 but no theme with a weight above 0" in joined
     assert "categories: all category weights are 0: nothing can be picked" in joined
     with pytest.raises(ConfigError, match=r"themes.Bad Key: key 'Bad Key' must be lower-case .*e.g. bad_key"):
-        themes_from_text("categories: {b: {name: B}}\nthemes: {Bad Key: {name: X, category: b, templates: [x]}}\n")
+        themes_from_text(
+            "categories: {b: {name: B}}\nthemes: {Bad Key: {name: X, category: b, templates: [x]}}\n"
+        )
     with pytest.raises(ConfigError, match=r"t.yaml:1: categories: needs at least one category"):
         themes_from_text("categories: {}\nthemes: {}\n", "t.yaml")
 

@@ -27,9 +27,12 @@ def server() -> Iterator[WeatherServer]:
 def settings_for(server: WeatherServer, **kw: object) -> WeatherSettings:
     location = kw.pop("location", LocationSettings(latitude=38.72, longitude=-9.14))
     base: dict[str, object] = {
-        "location": location, "open_meteo_url": f"{server.base}/v1/forecast",
-        "geocoding_url": f"{server.base}/v1/search", "nws_url": server.base,
-        "connect_timeout": 0.5, "read_timeout": 0.3,
+        "location": location,
+        "open_meteo_url": f"{server.base}/v1/forecast",
+        "geocoding_url": f"{server.base}/v1/search",
+        "nws_url": server.base,
+        "connect_timeout": 0.5,
+        "read_timeout": 0.3,
     }
     base.update(kw)
     return WeatherSettings(**base)  # type: ignore[arg-type]
@@ -105,9 +108,12 @@ def test_slow_server_times_out_quickly_and_never_raises(server: WeatherServer, p
     assert elapsed < 0.9, f"read timeout 0.3 s but took {elapsed:.2f} s"
 
 
-@pytest.mark.parametrize(("mode", "message"), [("garbage", "invalid JSON"),
-                                               ("wrongshape", "unexpected Open-Meteo answer")])
-def test_bad_bodies_are_absent_with_a_reason(server: WeatherServer, paths: Paths, mode: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "message"), [("garbage", "invalid JSON"), ("wrongshape", "unexpected Open-Meteo answer")]
+)
+def test_bad_bodies_are_absent_with_a_reason(
+    server: WeatherServer, paths: Paths, mode: str, message: str
+) -> None:
     server.mode = mode
     result = get_weather(settings_for(server), paths.weather_cache_dir, now=T0)
     assert result.status == "absent" and message in result.warnings[0]
@@ -151,7 +157,10 @@ def test_unknown_place_is_absent_with_a_warning(server: WeatherServer, paths: Pa
     server.mode = "empty-geocode"
     s = settings_for(server, location=LocationSettings(place="Nowhere-on-earth"))
     result = get_weather(s, paths.weather_cache_dir, now=T0)
-    assert result.status == "absent" and "could not resolve place 'Nowhere-on-earth': no match" in result.warnings[0]
+    assert (
+        result.status == "absent"
+        and "could not resolve place 'Nowhere-on-earth': no match" in result.warnings[0]
+    )
     assert server.count("/v1/forecast") == 0
 
 

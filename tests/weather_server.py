@@ -18,12 +18,28 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
-def open_meteo_body(*, code: int = 45, temp: float = 4.5, wind: float = 22.0, offset_s: int = 0,
-                    day: str = "2026-11-28", sunrise: str = "07:30", sunset: str = "17:10") -> dict[str, Any]:
+def open_meteo_body(
+    *,
+    code: int = 45,
+    temp: float = 4.5,
+    wind: float = 22.0,
+    offset_s: int = 0,
+    day: str = "2026-11-28",
+    sunrise: str = "07:30",
+    sunset: str = "17:10",
+) -> dict[str, Any]:
     return {
-        "latitude": 38.72, "longitude": -9.14, "utc_offset_seconds": offset_s, "timezone": "GMT",
-        "current": {"time": f"{day}T09:00", "temperature_2m": temp, "weather_code": code,
-                    "wind_speed_10m": wind, "is_day": 1},
+        "latitude": 38.72,
+        "longitude": -9.14,
+        "utc_offset_seconds": offset_s,
+        "timezone": "GMT",
+        "current": {
+            "time": f"{day}T09:00",
+            "temperature_2m": temp,
+            "weather_code": code,
+            "wind_speed_10m": wind,
+            "is_day": 1,
+        },
         "daily": {"time": [day], "sunrise": [f"{day}T{sunrise}"], "sunset": [f"{day}T{sunset}"]},
     }
 
@@ -62,20 +78,59 @@ class WeatherServer:
             if self.mode == "empty-geocode":
                 return 200, {}, b"{}"
             name = query.get("name", [""])[0]
-            return 200, {}, json.dumps({"results": [
-                {"name": name, "latitude": 39.1, "longitude": -84.5, "country": "United States",
-                 "admin1": "Ohio"},
-                {"name": name, "latitude": 38.7223, "longitude": -9.1393, "country": "Portugal",
-                 "admin1": "Lisbon"},
-            ]}).encode()
+            return (
+                200,
+                {},
+                json.dumps(
+                    {
+                        "results": [
+                            {
+                                "name": name,
+                                "latitude": 39.1,
+                                "longitude": -84.5,
+                                "country": "United States",
+                                "admin1": "Ohio",
+                            },
+                            {
+                                "name": name,
+                                "latitude": 38.7223,
+                                "longitude": -9.1393,
+                                "country": "Portugal",
+                                "admin1": "Lisbon",
+                            },
+                        ]
+                    }
+                ).encode(),
+            )
         if path.startswith("/points/"):
-            return 200, {}, json.dumps({"properties": {"forecastHourly": f"{self.base}/gridpoints/X/1,2/hourly"}}
-                                       ).encode()
+            return (
+                200,
+                {},
+                json.dumps(
+                    {"properties": {"forecastHourly": f"{self.base}/gridpoints/X/1,2/hourly"}}
+                ).encode(),
+            )
         if path.startswith("/gridpoints/"):
-            return 200, {}, json.dumps({"properties": {"periods": [
-                {"startTime": "2026-11-28T09:00:00-05:00", "isDaytime": True, "temperature": 50,
-                 "temperatureUnit": "F", "windSpeed": "10 to 15 mph", "shortForecast": "Light Rain Likely"},
-            ]}}).encode()
+            return (
+                200,
+                {},
+                json.dumps(
+                    {
+                        "properties": {
+                            "periods": [
+                                {
+                                    "startTime": "2026-11-28T09:00:00-05:00",
+                                    "isDaytime": True,
+                                    "temperature": 50,
+                                    "temperatureUnit": "F",
+                                    "windSpeed": "10 to 15 mph",
+                                    "shortForecast": "Light Rain Likely",
+                                },
+                            ]
+                        }
+                    }
+                ).encode(),
+            )
         return 404, {}, b"not found"
 
 
@@ -99,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout tests)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

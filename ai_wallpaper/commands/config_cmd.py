@@ -8,7 +8,7 @@ from typing import Any
 
 from ai_wallpaper.context import AppContext
 from ai_wallpaper.errors import ConfigError, ExitCode
-from ai_wallpaper.schema import build, load_yaml, render_sample
+from ai_wallpaper.schema import Source, build, load_yaml, render_sample
 from ai_wallpaper.settings import Settings
 
 SAMPLE_HEADER = (
@@ -60,8 +60,9 @@ def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
         else:
             report.append((f"{settings_path} (absent: all defaults)", []))
         settings = Settings()
-    if settings is None:  # broken settings: still check the other files with the defaults' paths
-        settings = Settings()
+    if settings is None:
+        # Broken settings: still check the other files, at the paths the file names if it can.
+        settings = _file_settings_only(settings_path)
     theme_path = themes_file(ctx, settings)
     _, theme_problems = check_themes_file(theme_path)
     report.append((str(theme_path), [str(p) for p in theme_problems]))
@@ -76,6 +77,21 @@ def _check_settings(path: Path) -> tuple[Settings | None, list[str]]:
         return None, exc.problems
     parsed, problems = build(Settings, data, source)
     return parsed, [str(p) for p in problems]
+
+
+def _file_settings_only(path: Path) -> Settings:
+    """Defaults plus the settings file's own themes/loras sections when those alone are valid."""
+    try:
+        data, _ = load_yaml(path)
+    except ConfigError:
+        return Settings()
+    if not isinstance(data, dict):
+        return Settings()
+    for keep in (("themes", "loras"), ("themes",), ("loras",)):
+        trial, problems = build(Settings, {k: data[k] for k in keep if k in data}, Source(str(path)))
+        if trial is not None and not problems:
+            return trial
+    return Settings()
 
 
 def _check_loras(ctx: AppContext, settings: Settings) -> tuple[str, list[str]]:
