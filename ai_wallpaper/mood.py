@@ -246,6 +246,8 @@ def build_mood(
     now = _aware(now)
     w = weather or {}
     sunrise, sunset = _parse_dt(w.get("sunrise")), _parse_dt(w.get("sunset"))
+    if sunrise is not None and abs((now - sunrise).total_seconds()) > 20 * 3600:
+        sunrise = sunset = None  # a stale report's sun times belong to another day
     tod, basis = time_of_day(now, latitude, longitude, sunrise, sunset)
     day = solar_date(now, longitude) if longitude is not None else now.date()
     condition = w.get("condition") or condition_family(w.get("weather_code"))

@@ -154,6 +154,18 @@ def test_build_mood_with_weather() -> None:
     assert mood["description"] == "a foggy, cold, windy autumn dawn"
 
 
+def test_sun_times_from_another_day_are_not_used() -> None:
+    weather = {
+        "condition": "clear",
+        "sunrise": "2026-11-27T07:30:00+00:00",
+        "sunset": "2026-11-27T17:17:00+00:00",
+    }
+    mood = m.build_mood(
+        datetime(2026, 11, 28, 7, 40, tzinfo=UTC), latitude=38.72, longitude=-9.14, weather=weather
+    )
+    assert (mood["time_of_day"], mood["time_basis"]) == ("dawn", "astronomical")
+
+
 def test_build_mood_without_weather_southern() -> None:
     now = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)  # noon in Sydney, southern winter
     mood = m.build_mood(now, latitude=-33.87, longitude=151.21)
