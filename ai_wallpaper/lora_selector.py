@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from ai_wallpaper import log
 from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.loras import FileStatus, LoraLibrary, LoraSpec
+from ai_wallpaper.loras import FileStatus, LoraLibrary, LoraSpec, mood_word
 from ai_wallpaper.plan import LoraChoice, LoraHints
 
 logger = log.get(__name__)
@@ -85,7 +84,7 @@ def select_stack(library: LoraLibrary, hints: LoraHints, *, theme_key: str | Non
         builder.try_optional(spec, weight, reason)
     stack = tuple(builder.choices)
     logger.info("LoRA stack selected", theme=theme_key,
-                stack=[f"{c.name}@{c.weight}" for c in stack] or "none")
+                loras=[f"{c.name}@{c.weight}" for c in stack] or "none")
     return stack
 
 
@@ -102,9 +101,9 @@ def mood_words(mood: dict[str, Any] | None) -> set[str]:
 
     def walk(value: Any, key: str | None) -> None:
         if isinstance(value, str):
-            words.add(_norm(value))
+            words.add(mood_word(value))
         elif value is True and key:
-            words.add(_norm(key))
+            words.add(mood_word(key))
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(v, str(k))
@@ -114,10 +113,6 @@ def mood_words(mood: dict[str, Any] | None) -> set[str]:
 
     walk(mood or {}, None)
     return words
-
-
-def _norm(word: str) -> str:
-    return re.sub(r"[\s-]+", "_", word.strip().lower())
 
 
 def _draw_weight(spec: LoraSpec, rng: random.Random) -> float:

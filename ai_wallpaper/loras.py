@@ -189,7 +189,7 @@ def load_library(paths: Paths, settings: Settings, settings_path: Path) -> LoraL
                 trigger_words=tuple(w.strip() for w in entry.trigger_words),
                 compatible_themes=tuple(entry.compatible_themes),
                 compatible_categories=tuple(entry.compatible_categories),
-                moods=tuple(m.lower() for m in entry.moods), chance=entry.chance, enabled=entry.enabled,
+                moods=tuple(mood_word(m) for m in entry.moods), chance=entry.chance, enabled=entry.enabled,
                 description=entry.description, url=entry.url,
                 where=f"{file.name}:{source.line_of(('loras', key)) or '?'}",
             )
@@ -385,6 +385,11 @@ def _read_hash_cache(cache_file: Path | None) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def mood_word(word: str) -> str:
+    """Mood words compare case- and separator-insensitively: 'Golden Hour' == 'golden_hour'."""
+    return re.sub(r"[\s-]+", "_", word.strip().lower())
 
 
 def sanitize(name: str) -> str:

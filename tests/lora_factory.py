@@ -40,7 +40,8 @@ def sdxl_kohya_keys(rank: int = 4) -> dict[str, tuple[int, ...]]:
     base = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k"
     te1 = "lora_te1_text_model_encoder_layers_0_self_attn_q_proj"
     te2 = "lora_te2_text_model_encoder_layers_0_self_attn_q_proj"
-    return {f"{base}.lora_down.weight": (rank, 2048), f"{base}.lora_up.weight": (640, rank), f"{base}.alpha": (),
+    return {f"{base}.lora_down.weight": (rank, 2048), f"{base}.lora_up.weight": (640, rank),
+            f"{base}.alpha": (),
             f"{te1}.lora_down.weight": (rank, 768), f"{te1}.lora_up.weight": (768, rank),
             f"{te2}.lora_down.weight": (rank, 1280), f"{te2}.lora_up.weight": (1280, rank)}
 
@@ -48,7 +49,8 @@ def sdxl_kohya_keys(rank: int = 4) -> dict[str, tuple[int, ...]]:
 def sd15_kohya_keys(rank: int = 4) -> dict[str, tuple[int, ...]]:
     base = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
     te = "lora_te_text_model_encoder_layers_0_self_attn_q_proj"
-    return {f"{base}.lora_down.weight": (rank, 768), f"{base}.lora_up.weight": (320, rank), f"{base}.alpha": (),
+    return {f"{base}.lora_down.weight": (rank, 768), f"{base}.lora_up.weight": (320, rank),
+            f"{base}.alpha": (),
             f"{te}.lora_down.weight": (rank, 768), f"{te}.lora_up.weight": (768, rank)}
 
 
@@ -90,7 +92,8 @@ def make_peft_lora(pipe: Any, path: Path, *, seed: int, rank: int = 4, text_enco
 
     def lora_of(module: Any, targets: list[str]) -> dict[str, Any]:
         clone = copy.deepcopy(module)
-        clone.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=targets))
+        config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=targets)
+        clone.add_adapter(config)
         state = convert_state_dict_to_diffusers(get_peft_model_state_dict(clone))
         return {k: v * scale if ".up." in k or "lora_B" in k else v for k, v in state.items()}
 

@@ -165,7 +165,8 @@ def test_broken_files_are_unreadable_or_missing(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     bad_json = tmp_path / "json.safetensors"
     bad_json.write_bytes(struct.pack("<Q", 6) + b"{nope}")
-    cases = {truncated: "truncated", garbage: "bad header length", empty: "too short", bad_json: "not valid JSON"}
+    cases = {truncated: "truncated", garbage: "bad header length", empty: "too short",
+             bad_json: "not valid JSON"}
     for path, words in cases.items():
         status = loras.check_file(path)
         assert (status.ok, status.kind) == (False, "unreadable"), path
@@ -223,7 +224,8 @@ def test_loras_list_shows_each_file_status(paths: Paths, capsys: pytest.CaptureF
     assert "disabled (missing)" in rows["later"]
 
 
-def test_loras_validate_lists_every_problem_and_exits_1(paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+def test_loras_validate_lists_every_problem_and_exits_1(paths: Paths,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     _cli_library(paths)
     assert cli.main(["loras", "validate"]) == 1
     out = capsys.readouterr().out
@@ -233,7 +235,8 @@ def test_loras_validate_lists_every_problem_and_exits_1(paths: Paths, capsys: py
     assert "disabled  later" in out and "ok        good" in out
 
 
-def test_loras_validate_passes_on_the_shipped_library(paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+def test_loras_validate_passes_on_the_shipped_library(paths: Paths,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["loras", "validate"]) == 0
     assert "all enabled LoRAs are usable" in capsys.readouterr().out
 
