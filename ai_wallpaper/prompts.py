@@ -152,10 +152,23 @@ def count_tokens(text: str, tokenizer_dir: Path) -> tuple[int, str]:
 
 
 def clip_tokenizer(tokenizer_dir: Path) -> Any:
-    """A `tokenizers.Tokenizer` equal to transformers' CLIPTokenizer for this vocab (cached)."""
+    """A `tokenizers.Tokenizer` equal to transformers' CLIPTokenizer for this folder (cached).
+
+    Hub SDXL repos ship vocab.json + merges.txt; transformers 5 `save_pretrained` writes only
+    tokenizer.json (the serialised fast tokenizer). vocab/merges win when both exist.
+    """
     d = Path(tokenizer_dir)
-    stamp = tuple((d / f).stat().st_mtime_ns for f in ("vocab.json", "merges.txt"))
+    names = ("vocab.json", "merges.txt") if _has_bpe_files(d) else ("tokenizer.json",)
+    stamp = tuple((d / f).stat().st_mtime_ns for f in names)
     return _build_clip_tokenizer(str(d.resolve()), stamp)
+
+
+def _has_bpe_files(d: Path) -> bool:
+    return (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
+
+
+def _is_tokenizer_dir(d: Path) -> bool:
+    return _has_bpe_files(d) or (d / "tokenizer.json").is_file()
 
 
 @lru_cache(maxsize=8)
@@ -164,6 +177,8 @@ def _build_clip_tokenizer(directory: str, _stamp: tuple[int, ...]) -> Any:
     from tokenizers.models import BPE
 
     d = Path(directory)
+    if not _has_bpe_files(d):
+        return Tokenizer.from_file(str(d / "tokenizer.json"))
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
     lines = (d / "merges.txt").read_text(encoding="utf-8").splitlines()
     pairs = (ln.split() for ln in lines if not ln.startswith("#version"))
@@ -201,13 +216,12 @@ def tokenizer_dirs_for(base_spec: str, models: ModelSettings, paths: Paths) -> l
 
 
 def _tokenizer_subdirs(root: Path) -> list[Path]:
-    return [root / name for name in ("tokenizer", "tokenizer_2")
-            if (root / name / "vocab.json").is_file() and (root / name / "merges.txt").is_file()]
+    return [root / name for name in ("tokenizer", "tokenizer_2") if _is_tokenizer_dir(root / name)]
 
 
 def _builtin_tokenizer_dir(paths: Paths) -> Path:
     target = paths.builtin_models_dir / "tokenizer"
-    if (target / "vocab.json").is_file() and (target / "merges.txt").is_file():
+    if _has_bpe_files(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))

@@ -1,0 +1,202 @@
+"""Prompt rewriting: trigger words once, modifiers, negative, and CLIP token counts/warnings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_wallpaper import prompts
+from ai_wallpaper.builtin import _write_tokenizer
+from ai_wallpaper.paths import Paths
+from ai_wallpaper.plan import LoraChoice
+from ai_wallpaper.settings import ModelSettings
+
+SAMPLES = [
+    "a photo",
+    "A  Photo,  of\tthe CAT's  hat!!  (masterpiece:1.2)",
+    "Ünïcödé café 123 — 4k, 8K, naïve façade",
+    "ＦＵＬＬ width, emoji 🌄 and punctuation ... !?",
+    "",
+]
+
+
+def lora(name: str, *words: str, weight: float = 0.7) -> LoraChoice:
+    return LoraChoice(name=name, file=f"/x/{name}.safetensors", sha256="0" * 64, type="style", weight=weight,
+                      trigger_words=words)
+
+
+@pytest.fixture(scope="module")
+def byte_tok(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("tok") / "tokenizer"
+    _write_tokenizer(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def merged_tok(tmp_path_factory: pytest.TempPathFactory, byte_tok: Path) -> Path:
+    """The byte vocab plus a few BPE merges, so merge handling is compared too."""
+    d = tmp_path_factory.mktemp("tok") / "tokenizer_2"
+    d.mkdir()
+    vocab = json.loads((byte_tok / "vocab.json").read_text())
+    merges = [("p", "h"), ("ph", "o"), ("t", "o</w>"), ("pho", "to</w>"), ("m", "o"), ("mo", "u"),
+              ("a", "t"), ("at", "e"), ("c", "a")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    (d / "vocab.json").write_text(json.dumps(vocab))
+    (d / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return d
+
+
+# --- rewriting ------------------------------------------------------------------------------------
+
+
+def test_trigger_words_are_inserted_once() -> None:
+    stack = [lora("a", "papercut", "layered"), lora("b", "Papercut", "pixel art")]
+    result = prompts.rewrite_prompt("a forest at dawn, LAYERED paper", "blurry", stack)
+    assert result.prompt == "papercut, pixel art, a forest at dawn, LAYERED paper"
+    assert result.triggers_added == ("papercut", "pixel art")
+    again = prompts.rewrite_prompt(result.prompt, "blurry", stack)
+    assert again.prompt == result.prompt and again.triggers_added == ()
+
+
+def test_whole_words_only() -> None:
+    result = prompts.rewrite_prompt("artistic cityscape", "", [lora("a", "art", "city")])
+    assert result.prompt == "art, city, artistic cityscape"
+    assert prompts.contains_phrase("A  Golden   hour sky", "golden hour")
+    assert not prompts.contains_phrase("goldenhour", "golden hour")
+
+
+def test_modifiers_and_negative_prompt() -> None:
+    result = prompts.rewrite_prompt(
+        "  misty lake ,  ", "blurry, low quality", [lora("s", "mystyle")],
+        prepend=["masterpiece", "best quality"], append=["8k wallpaper", "Misty lake", ""],
+        negative_append=["Blurry", "watermark", "text"])
+    assert result.prompt == "masterpiece, best quality, mystyle, misty lake, 8k wallpaper"
+    assert result.negative_prompt == "blurry, low quality, watermark, text"
+    assert prompts.rewrite_prompt("x", "", [], negative_append=["a"]).negative_prompt == "a"
+
+
+# --- token counts -----------------------------------------------------------------------------------
+
+
+def test_counts_equal_transformers_clip_tokenizer(byte_tok: Path, merged_tok: Path) -> None:
+    from transformers import CLIPTokenizer
+
+    for d in (byte_tok, merged_tok):
+        reference = CLIPTokenizer.from_pretrained(str(d), model_max_length=77)
+        for text in [*SAMPLES, "photo of a mouse at the cafe " * 3]:
+            ours = prompts.clip_tokenizer(d).encode(text, add_special_tokens=False).ids
+            theirs = reference(text, truncation=False).input_ids[1:-1]
+            assert ours == theirs, (d.name, text)
+    # the merges are really used: "photo" is one token with them, six bytes without
+    assert prompts.count_tokens("photo", merged_tok)[0] == 1
+    assert prompts.count_tokens("photo", byte_tok)[0] == 5
+
+
+def test_long_prompt_warning_names_exactly_what_is_cut(byte_tok: Path) -> None:
+    from transformers import CLIPTokenizer
+
+    text = ("a quiet harbour at dusk with boats and gulls, lanterns glowing softly on the water, "
+            "old stone houses along the pier")
+    result = prompts.rewrite_prompt(text, "blurry", [], tokenizer_dirs=[byte_tok])
+    assert result.token_counts["prompt"] == len(text) - text.count(" ")  # bytes, spaces dropped
+    (warning,) = result.warnings
+    n, cut = prompts.count_tokens(text, byte_tok)
+    assert f"prompt is {n} tokens" in warning and "tokenizer will cut" in warning and repr(cut) in warning
+    # what transformers truncation drops (tokens 76.. of 77-window) is exactly our quoted cut
+    reference = CLIPTokenizer.from_pretrained(str(byte_tok), model_max_length=77)
+    full = reference(text, truncation=False).input_ids[1:-1]
+    kept = reference(text, truncation=True, max_length=77).input_ids[1:-1]
+    assert len(kept) == 75 and full[:75] == kept
+    assert reference(cut, truncation=False).input_ids[1:-1] == full[75:]
+
+
+def test_both_tokenizers_are_checked_and_warnings_merge(byte_tok: Path, merged_tok: Path) -> None:
+    text = "photo " * 60  # 120 byte tokens with the byte vocab, 60 with the merges
+    result = prompts.rewrite_prompt(text, "", [], tokenizer_dirs=[byte_tok, merged_tok])
+    assert result.token_counts["prompt"] == 300
+    assert len(result.warnings) == 1 and "tokenizer will cut" in result.warnings[0]
+    short = prompts.rewrite_prompt("photo", "photo", [], tokenizer_dirs=[byte_tok, merged_tok])
+    assert short.warnings == () and short.token_counts == {"prompt": 5, "negative_prompt": 5}
+    assert not short.approximate
+
+
+def test_negative_prompt_is_checked_too(byte_tok: Path) -> None:
+    result = prompts.rewrite_prompt("x", "ugly " * 30, [], tokenizer_dirs=[byte_tok])
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("negative_prompt is 120 tokens")
+
+
+def test_without_tokenizer_files_counts_are_approximate() -> None:
+    result = prompts.rewrite_prompt("a red fox, snow", "", [])
+    assert result.approximate and result.token_counts["prompt"] == 5
+    assert "approximate" in result.warnings[0]
+    long = prompts.rewrite_prompt("word " * 80, "", [])
+    assert any("at least 80 tokens" in w for w in long.warnings)
+
+
+# --- finding tokenizer files -----------------------------------------------------------------------
+
+
+def test_tokenizer_dirs_for_builtin_creates_them_once(paths: Paths) -> None:
+    (d,) = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths)
+    assert d == paths.builtin_models_dir / "tokenizer"
+    stamp = (d / "vocab.json").stat().st_mtime_ns
+    assert prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths) == [d]
+    assert (d / "vocab.json").stat().st_mtime_ns == stamp
+    assert prompts.count_tokens("ab", d) == (2, "")
+
+
+def test_tokenizer_dirs_for_local_dirs_files_and_hub_cache(tiny_sdxl_dir: Path, paths: Paths, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    models = ModelSettings()
+    expected = [tiny_sdxl_dir / "tokenizer", tiny_sdxl_dir / "tokenizer_2"]
+    assert prompts.tokenizer_dirs_for(str(tiny_sdxl_dir), models, paths) == expected
+    # transformers 5 saved only tokenizer.json there: it must count like the byte vocab it came from
+    byte_dir = tmp_path / "bytes"
+    _write_tokenizer(byte_dir)
+    for text in SAMPLES:
+        assert prompts.count_tokens(text, expected[1]) == prompts.count_tokens(text, byte_dir)
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(b"")
+    assert prompts.tokenizer_dirs_for(str(single), models, paths) == []
+    with_config = ModelSettings(base=str(single), base_config=str(tiny_sdxl_dir))
+    assert prompts.tokenizer_dirs_for(str(single), with_config, paths) == expected
+    # a hub id: only the local cache is looked at
+    hub = tmp_path / "hub"
+    snap = hub / "models--org--sdxl" / "snapshots" / "abc123"
+    for name in ("tokenizer", "tokenizer_2"):
+        _write_tokenizer(snap / name)
+    (hub / "models--org--sdxl" / "refs").mkdir()
+    (hub / "models--org--sdxl" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    assert prompts.tokenizer_dirs_for("org/sdxl", models, paths) == [snap / "tokenizer", snap / "tokenizer_2"]
+    assert prompts.tokenizer_dirs_for("org/other", models, paths) == []
+
+
+def test_prompt_path_is_torch_free_and_fast(paths: Paths) -> None:
+    code = """
+import sys, time
+t0 = time.perf_counter()
+from ai_wallpaper import prompts, lora_selector, loras
+from ai_wallpaper.paths import Paths
+from ai_wallpaper.plan import LoraChoice
+from ai_wallpaper.settings import ModelSettings
+dirs = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), Paths.from_env())
+stack = [LoraChoice("a", "/x", "0", "style", 0.5, ("trigger",))]
+r = prompts.rewrite_prompt("a lake " * 20, "blurry", stack, tokenizer_dirs=dirs)
+assert r.warnings and not r.approximate
+heavy = {"torch", "transformers", "diffusers"} & set(sys.modules)
+assert not heavy, heavy
+print(time.perf_counter() - t0)
+"""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent)
+    inside = float(out.stdout.strip().splitlines()[-1])
+    assert inside < 0.5, inside
+    assert time.perf_counter() - start < 3.0
