@@ -1,0 +1,86 @@
+"""Smoke test of the benchmark scripts' cores at tiny sizes (the real runs are in bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import random_models
+from bench.common import SpeedOptions, apply_bench_switches, format_table, load_models, sample_image
+from bench.enhance_vs_naive import compare
+from bench.naive_usdu import owned_intervals, paste_mask
+from bench.scaling import fit_line, run_scaling
+from bench.stages import StageBench, run_stages, total_rows
+
+
+@pytest.mark.parametrize("name", ["base", "refiner", "upscaler"])
+def test_full_size_configs_have_the_public_parameter_counts(name: str) -> None:
+    counts = random_models.count_parameters(name)  # meta device: no memory
+    for key, count in counts.items():
+        expected = random_models.EXPECTED_PARAMS.get(key) or random_models.EXPECTED_PARAMS[
+            key.replace("refiner.", "base.")]
+        assert count == expected, key
+
+
+def test_stage_bench_runs_every_stage_and_reports_memory(tmp_path: Any) -> None:
+    opts = SpeedOptions(batch_size=2)
+    models = load_models("builtin", opts, "cpu", cache_dir=tmp_path)
+    bench = StageBench(width=128, height=64, final_width=240, final_height=135, steps=2, enhance_steps=4,
+                       tile=256, overlap=64, opts=opts)
+    rows = list(models.rows)
+    final = run_stages(bench, models, rows)
+    assert final.size == (240, 135)
+    names = [r.name for r in rows]
+    assert names == ["load base", "load upscaler", "txt2img", "upscale", "enhance", "downsample",
+                     "png writes"]
+    assert all(r.seconds > 0 and r.peak_rss_mb > 100 and r.peak_cuda_mb is None for r in rows)
+    totals = total_rows(rows)
+    assert totals[0].seconds == pytest.approx(sum(r.seconds for r in rows[2:]))
+
+
+def test_naive_usdu_and_ours_side_by_side(tiny_pipe: Any) -> None:
+    from ai_wallpaper.stages.enhance import EnhanceConfig
+
+    image = sample_image(512, 256)
+    cfg = EnhanceConfig(prompt="a harbour", negative_prompt="blurry", seed=3, tile=256, overlap=64, steps=4,
+                        strength=0.5, batch_size=2)
+    result = compare(image, tiny_pipe, cfg, rounds=1)
+    assert result.tiles == 3 and result.tile_evals == 6
+    assert len(result.ours_seconds) == len(result.naive_seconds) == 1
+    assert 0 < result.ours_seam < 10 and 0 < result.naive_seam < 10
+    assert "speed-up (naive / ours, medians)" in result.table()
+    # both really repaint (neither is a no-op) and keep the size
+    for out in (result.ours_image, result.naive_image):
+        assert out.size == image.size and out.tobytes() != image.tobytes()
+
+
+def test_naive_paste_geometry_partitions_the_image() -> None:
+    intervals = owned_intervals([0, 192, 256], 256, 512)
+    assert intervals == [(0, 224), (224, 352), (352, 512)]
+    from ai_wallpaper.stages.tiling import TileBox
+
+    mask = paste_mask(TileBox(0, 0, 256, 256), (0, 224), (0, 256), 512, 512, blur=8)
+    assert float(mask[0, 0, 0, 0]) == pytest.approx(1.0)  # image border: full weight, not feathered
+    assert float(mask[0, 0, 255, 100]) < 1e-3  # interior side: faded out before the tile edge
+
+
+def test_scaling_counts_tiles_and_fits_a_line(tiny_pipe: Any) -> None:
+    rows = run_scaling(tiny_pipe, {"s": "512x256"}, [64, 128], tile=256, steps=4, strength=0.5, batch_size=1)
+    assert [r.tiles for r in rows] == [3, 3]
+    assert all(0 < r.unet_seconds < r.seconds for r in rows)
+    assert fit_line([1, 2, 3], [2.0, 4.0, 6.0]) == pytest.approx((2.0, 0.0, 1.0))
+
+
+def test_bench_switches_change_the_loaded_pipe(tiny_sdxl_dir: Any) -> None:
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl_dir))  # own copy: it is mutated
+    apply_bench_switches(pipe, SpeedOptions(attention="classic", vae_fp16=True))
+    assert {type(p) for p in pipe.unet.attn_processors.values()} == {AttnProcessor}
+    assert pipe.vae.config.force_upcast is False
+    apply_bench_switches(pipe, SpeedOptions(attention="sdpa"))
+    assert {type(p) for p in pipe.unet.attn_processors.values()} == {AttnProcessor2_0}
+    table = format_table(["a", "b"], [["x", 1.5], ["y", None]])
+    assert table.splitlines()[2] == "| x | 1.50 |"
