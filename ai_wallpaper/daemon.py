@@ -127,9 +127,10 @@ def missed_run(schedule: ScheduleSettings, last_start: datetime, now: datetime) 
 
 # --- one generation in a child process ----------------------------------------------------------
 def generate_command(config_file: Path | None) -> list[str]:
-    """The default job: `python -m ai_wallpaper [--config F] generate --run-id ID --trigger T`."""
+    """The default job: `python -m ai_wallpaper generate [--config F] --run-id ID --trigger T`."""
+    # --config after the subcommand: argparse lets a subparser's default overwrite a global option.
     config = ["--config", str(config_file)] if config_file else []
-    return [sys.executable, "-m", "ai_wallpaper", *config, "generate", "--run-id", "{run_id}",
+    return [sys.executable, "-m", "ai_wallpaper", "generate", *config, "--run-id", "{run_id}",
             "--trigger", "{trigger}"]
 
 

@@ -327,9 +327,12 @@ def cmd_install_service(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper import atomic
 
     argv = [sys.executable, "-m", "ai_wallpaper"]
-    if ctx.config_file:
-        argv += ["--config", str(ctx.config_file.resolve())]
     units = render_units(_quote_exec(argv), ctx.settings.schedule)
+    if ctx.config_file:  # after the subcommand (see daemon.generate_command)
+        config = f" --config {_quote_exec([str(ctx.config_file.resolve())])}"
+        units = {name: text.replace(" daemon\n", f" daemon{config}\n").replace(
+            " generate --trigger schedule\n", f" generate{config} --trigger schedule\n")
+            for name, text in units.items()}
     wanted = [ONESHOT, TIMER] if args.timer else [SERVICE]
     if args.print_only:
         for name in wanted:
@@ -351,5 +354,6 @@ def cmd_install_service(args: argparse.Namespace, ctx: AppContext) -> int:
     print("  systemctl --user import-environment WAYLAND_DISPLAY DISPLAY XDG_CURRENT_DESKTOP "
           "SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE")
     print("  dbus-update-activation-environment --systemd WAYLAND_DISPLAY XDG_CURRENT_DESKTOP")
-    print(f"\nthe unit runs: {shlex.join(argv)} {'generate' if args.timer else 'daemon'}")
+    print(f"\nthe unit runs: {shlex.join(argv)} {'generate' if args.timer else 'daemon'}"
+          + (f" --config {ctx.config_file.resolve()}" if ctx.config_file else ""))
     return int(ExitCode.OK)
