@@ -90,7 +90,9 @@ def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run
     setter, detail = set_existing_wallpaper(target, settings, runner=runner, env=env, which=which,
                                             processes=processes)
     history = History(paths.history_db)
-    protect = {target, *(p for p in (history.current_wallpaper(), history.previous_wallpaper()) if p)}
+    # After this call `target` is current and the history's current one becomes the previous one.
+    current = history.current_wallpaper()
+    protect = {target, *([current] if current else [])}
     protect |= {Path(p) for p in history.favorite_wallpapers()}
     prune_wallpapers(paths.wallpapers_dir, keep=settings.keep, protect=protect)
     return WallpaperResult(path=target, setter=setter, detail=detail)
