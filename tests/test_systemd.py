@@ -43,7 +43,8 @@ def test_every_directive_is_commented(name: str) -> None:
 def test_service_directives() -> None:
     text = (REPO / "systemd" / SERVICE).read_text()
     for directive in ("PartOf=graphical-session.target", "After=graphical-session.target",
-                      "Restart=on-failure", "Nice=19", "CPUSchedulingPolicy=batch", "IOSchedulingClass=idle", "KillMode=mixed",
+                      "Restart=on-failure", "Nice=19", "CPUSchedulingPolicy=batch", "IOSchedulingClass=idle",
+                      "KillMode=mixed",
                       "TimeoutStopSec=60", "WantedBy=graphical-session.target"):
         assert f"\n{directive}\n" in text
 
@@ -52,7 +53,8 @@ def test_install_service_writes_units_that_verify(tmp_path: Path, paths: Paths) 
     analyze = _analyze()
     env_home = tmp_path / "home-config"
     cfg = tmp_path / "my settings.yaml"
-    cfg.write_text("schedule:\n  cron: '*/30 8-22 * * 1-5'\n  timezone: Europe/Lisbon\n  jitter_seconds: 60\n")
+    cfg.write_text("schedule:\n  cron: '*/30 8-22 * * 1-5'\n  timezone: Europe/Lisbon\n"
+                   "  jitter_seconds: 60\n")
     env = {**os.environ, "XDG_CONFIG_HOME": str(env_home)}
     for timer in (False, True):
         out = subprocess.run([sys.executable, "-m", "ai_wallpaper", "install-service", "--config",
