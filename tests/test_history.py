@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
-from ai_wallpaper.history import History
+from ai_wallpaper.history import FinalStatus, History
+from ai_wallpaper.paths import Paths
 
 
 @pytest.fixture
@@ -119,7 +122,7 @@ def test_killed_writer_leaves_consistent_database(history: History) -> None:
     script = textwrap.dedent(f"""
         import os, signal, sys
         from pathlib import Path
-        from ai_wallpaper.history import History
+        from ai_wallpaper.history import FinalStatus, History
         h = History(Path({str(history.db_path)!r}))
         for i in range(10_000):
             h.start_run(f"k{{i}}", trigger="schedule", plan={{"n": i, "pad": "x" * 2000}}, run_dir=None)
@@ -137,3 +140,48 @@ def test_killed_writer_leaves_consistent_database(history: History) -> None:
     # The killed process is gone: every one of its rows is now failed.
     assert history.fail_stale_running("killed") == len(runs)
     assert {r.status for r in history.list_runs(100_000)} == {"failed"}
+
+
+# --- the CLI: history, favorite, previous ---------------------------------------------------------
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ai_wallpaper", *args], capture_output=True, text=True)
+
+
+def test_history_favorite_previous_commands(paths: Paths, tmp_path: Path) -> None:
+    history = History(paths.history_db)
+    walls = []
+    plan: list[tuple[FinalStatus, str | None]] = [("success", "lake"), ("failed", None), ("success", "city")]
+    for i, (status, key) in enumerate(plan):
+        wall = tmp_path / f"w{i}.png"
+        wall.write_bytes(b"png")
+        walls.append(wall)
+        history.start_run(f"run-{i}", trigger="schedule", plan={"theme": {"key": key}} if key else {},
+                          run_dir=None)
+        history.finish_run(f"run-{i}", status=status, error="CUDA out of memory\nmore" if status == "failed"
+                           else None, wallpaper=str(wall) if status == "success" else None)
+    table = _cli("history").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["run-2", "run-1", "run-0"]
+    assert "CUDA out of memory" in table[2] and "more" not in table[2] and "city" in table[1]
+    assert json.loads(_cli("history", "--json", "-n", "1").stdout)["run_id"] == "run-2"
+
+    assert _cli("favorite").returncode == 0  # default: the last successful run
+    assert history.get("run-2").favorite  # type: ignore[union-attr]
+    assert _cli("favorite", "run-0").returncode == 0 and _cli("favorite", "run-2", "--remove").returncode == 0
+    assert [r.run_id for r in history.list_runs(10) if r.favorite] == ["run-0"]
+    bad = _cli("favorite", "nope")
+    assert bad.returncode == 1 and "no run 'nope'" in bad.stderr
+
+    record = tmp_path / "set.txt"
+    cfg = tmp_path / "settings.yaml"
+    setter = f"import sys; open({str(record)!r}, 'a').write(sys.argv[1] + chr(10))"
+    cfg.write_text(yaml.safe_dump({"desktop": {"setter": "command",
+                                               "command": [sys.executable, "-c", setter, "{path}"]}}))
+    assert _cli("previous", "--config", str(cfg)).returncode == 0
+    assert _cli("previous", "--config", str(cfg)).returncode == 0  # toggles back
+    assert record.read_text().split() == [str(walls[0]), str(walls[2])]
+    assert history.current_wallpaper() == walls[2]
+
+
+def test_previous_without_history_is_an_error(paths: Paths) -> None:
+    proc = _cli("previous")
+    assert proc.returncode == 1 and "no previous wallpaper" in proc.stderr
