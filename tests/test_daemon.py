@@ -298,6 +298,18 @@ def test_daemon_start_fails_stale_running_rows(daemons: Callable[..., DaemonProc
     assert len(d.runs()) == 1
 
 
+def test_next_asks_the_running_daemon(daemons: Callable[..., DaemonProcess]) -> None:
+    d = daemons({"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
+    d.wait_started()
+    out = subprocess.run([sys.executable, "-m", "ai_wallpaper", "next", "--config", str(d.config)],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"asked the daemon (pid {d.proc.pid})" in out
+    done = wait_for(lambda: [r for r in d.runs() if r.status != "running"], 20, "the requested run")
+    assert [(r.trigger, r.status) for r in done] == [("next", "success")]
+    assert d.state()["next_run_time"].endswith("07:00:00+00:00")  # the schedule is unchanged
+    assert d.stop() == 0
+
+
 # --- the real generate, tiny built-in model -------------------------------------------------------
 def test_daemon_with_real_generate(daemons: Callable[..., DaemonProcess], tmp_path: Path) -> None:
     recorded = tmp_path / "set-wallpaper.txt"
