@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -35,8 +37,8 @@ def test_tile_starts_full_size_last_at_edge_no_gaps(length: int, tile: int, over
     assert starts == sorted(set(starts)), "starts must be strictly increasing (no duplicates)"
     assert starts[0] == 0
     assert starts[-1] + tile == length, "the last tile ends exactly at the edge"
-    assert all(0 <= s and s + tile <= length for s in starts), "every tile is full size and inside"
-    for a, b in zip(starts, starts[1:], strict=False):
+    assert all(s >= 0 and s + tile <= length for s in starts), "every tile is full size and inside"
+    for a, b in itertools.pairwise(starts):
         assert b - a <= tile - overlap, "consecutive tiles overlap by at least `overlap` (no gap)"
         assert b - a > 0
 
@@ -127,7 +129,8 @@ def test_validate_tiling_accepts_defaults() -> None:
     ((4096, 7680, 1024, 252), r"pipeline\.enhance\.overlap: must be a non-negative multiple of 8.*try 248"),
     ((4096, 7680, 1024, 1024), r"pipeline\.enhance\.overlap: must be less than pipeline\.enhance\.tile"),
     ((4100, 7680, 1024, 256), r"image size 7680x4100: both sides must be multiples of 8"),
-    ((512, 1024, 1024, 256), r"pipeline\.enhance\.tile: 1024 is larger than the image \(1024x512\); use at most 512"),
+    ((512, 1024, 1024, 256),
+     r"pipeline\.enhance\.tile: 1024 is larger than the image \(1024x512\); use at most 512"),
 ])
 def test_validate_tiling_errors_name_setting_and_fix(args: tuple[int, int, int, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -157,7 +160,8 @@ def test_seam_lines_include_edges_and_overlap_middles() -> None:
 
 def _smooth(height: int, width: int) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width]
-    return np.stack([xx / width * 180 + 30, yy / height * 160 + 40, (xx + yy) / (width + height) * 120 + 60], -1)
+    diagonal = (xx + yy) / (width + height) * 120 + 60
+    return np.stack([xx / width * 180 + 30, yy / height * 160 + 40, diagonal], -1)
 
 
 def test_seam_score_flat_on_smooth_and_high_on_a_pasted_step() -> None:

@@ -1,0 +1,258 @@
+"""The 8K enhancement stage on the tiny random SDXL (CPU, small images: 512x256 / 768x384, tile 256)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ai_wallpaper.errors import Cancelled
+from ai_wallpaper.stages import enhance as E
+from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
+from ai_wallpaper.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
+
+CPU = torch.device("cpu")
+TILE, OVERLAP = 256, 64
+
+
+def smooth_image(width: int, height: int) -> Image.Image:
+    yy, xx = np.mgrid[0:height, 0:width]
+    diagonal = (xx + yy) / (width + height) * 120 + 60
+    rgb = np.stack([xx / width * 180 + 30, yy / height * 160 + 40, diagonal], -1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def config(**over: Any) -> EnhanceConfig:
+    base: dict[str, Any] = dict(prompt="a calm lake at dawn", negative_prompt="blurry", seed=7, tile=TILE,
+                                overlap=OVERLAP, strength=0.35, steps=10, batch_size=3)
+    base.update(over)
+    return EnhanceConfig(**base)
+
+
+def identity_denoiser(clean: torch.Tensor, alphas_cumprod: torch.Tensor) -> E.Denoiser:
+    """Predicts exactly the noise in its input: for epsilon prediction on the VP-scaled model input
+    z_t = sqrt(a) z0 + sqrt(1-a) eps  =>  eps = (z_t - sqrt(a) z0) / sqrt(1-a)."""
+
+    def denoise(sample: torch.Tensor, t: torch.Tensor, boxes: Sequence[TileBox]) -> torch.Tensor:
+        a = alphas_cumprod[round(float(t))].double()
+        z0 = torch.cat([clean[(..., *b.slices())] for b in boxes]).double()
+        return ((sample.double() - a.sqrt() * z0) / (1 - a).sqrt()).float()
+
+    return denoise
+
+
+class CountingPipe:
+    """The real pipe, with encode_prompt calls counted."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+        self.encode_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def encode_prompt(self, *args: Any, **kwargs: Any) -> Any:
+        self.encode_calls += 1
+        return self._pipe.encode_prompt(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def image() -> Image.Image:
+    return smooth_image(768, 384)
+
+
+@pytest.fixture(scope="module")
+def enhanced(tiny_pipe: Any, image: Image.Image) -> Image.Image:
+    return run_enhance(image, tiny_pipe, config(batch_size=3))
+
+
+def test_strength_zero_returns_input_pixels_and_loads_nothing(tiny_pipe: Any, image: Image.Image) -> None:
+    counting = CountingPipe(tiny_pipe)
+    for strength in (0.0, 0.09):  # 0.09 x 10 steps < 1 step: nothing to run either
+        out = run_enhance(image, counting, config(strength=strength))
+        assert out is not image
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(image))
+    assert counting.encode_calls == 0
+
+
+def _identity_setup(pipe: Any, image: Image.Image) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    clean = E.encode_image(pipe, image, CPU)
+    scheduler = E.fresh_scheduler(pipe)
+    timesteps = E.img2img_timesteps(scheduler, 10, 0.5, CPU)
+    return clean, scheduler, timesteps
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "cosine"])
+def test_identity_denoiser_returns_clean_latents(tiny_pipe: Any, image: Image.Image, blend: str) -> None:
+    clean, scheduler, timesteps = _identity_setup(tiny_pipe, image)
+    assert len(timesteps) == 5
+    generator = torch.Generator().manual_seed(1)
+    noisy = E.add_seeded_noise(scheduler, clean, timesteps[:1], generator)
+    assert (noisy - clean).abs().mean() > 10 * clean.abs().mean()  # really noised
+    boxes = tile_grid(clean.shape[-2], clean.shape[-1], TILE // 8, OVERLAP // 8)
+    weights = blend_weights(TILE // 8, TILE // 8, blend, overlap=OVERLAP // 8)
+    out = E.denoise_tiled(noisy, timesteps, scheduler, identity_denoiser(clean, scheduler.alphas_cumprod),
+                          boxes, weights, 2, generator)
+    # A doubled accumulator, feathered (un-normalised) borders or a per-tile step would leave
+    # noise of order 1 here; clean latents have std ~0.05 on the tiny VAE.
+    torch.testing.assert_close(out, clean, atol=2e-5, rtol=0)
+
+
+def test_identity_denoiser_with_dpm_solver(tiny_pipe: Any, image: Image.Image) -> None:
+    """The same on the txt2img default family (DPM++ 2M), built beside the shared pipe, not in it."""
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionXLPipeline
+
+    dpm = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
+    pipe: Any = StableDiffusionXLPipeline(**{**tiny_pipe.components, "scheduler": dpm})
+    pipe.set_progress_bar_config(disable=True)
+    clean = E.encode_image(pipe, image, CPU)
+    den = identity_denoiser(clean, E.fresh_scheduler(pipe).alphas_cumprod)
+    out = run_enhance(image, pipe, config(strength=0.5, blend="cosine"), denoiser=den)
+    expected = E.decode_latents(pipe, clean)
+    diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(expected, dtype=np.int16))
+    assert diff.max() <= 1
+
+
+def test_identity_run_equals_vae_round_trip(tiny_pipe: Any, image: Image.Image) -> None:
+    clean = E.encode_image(tiny_pipe, image, CPU)
+    den = identity_denoiser(clean, E.fresh_scheduler(tiny_pipe).alphas_cumprod)
+    out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
+    round_trip = E.decode_latents(tiny_pipe, clean)
+    diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))
+    assert diff.max() <= 1, "the pixel output equals the plain VAE round trip within rounding"
+    # and the stage did not silently fall back to returning its input
+    assert np.abs(np.asarray(out, dtype=np.int16) - np.asarray(image, dtype=np.int16)).mean() > 5
+
+
+def test_real_run_has_no_seams_but_a_naive_paste_does(tiny_pipe: Any, image: Image.Image,
+                                                      enhanced: Image.Image) -> None:
+    boxes = tile_grid(384, 768, TILE, OVERLAP)
+    changed = np.abs(np.asarray(enhanced, dtype=np.int16) - np.asarray(image, dtype=np.int16)).mean()
+    assert changed > 5
+    blended = seam_score(enhanced, boxes)
+    assert 0.87 < blended < 1.15
+    # The peers' way: img2img each tile on its own and paste the pixels (no blending).
+    pasted = np.zeros((384, 768, 3), dtype=np.uint8)
+    for i, box in enumerate(boxes):
+        crop = image.crop((box.x, box.y, box.right, box.bottom))
+        pasted[box.slices()] = np.asarray(run_enhance(crop, tiny_pipe, config(seed=7 + i)))
+    naive = seam_score(pasted, boxes)
+    assert naive > 1.25 and naive > blended + 0.2
+
+
+def test_batch_size_does_not_change_the_result(tiny_pipe: Any, image: Image.Image,
+                                               enhanced: Image.Image) -> None:
+    one = np.asarray(run_enhance(image, tiny_pipe, config(batch_size=1)), dtype=np.int16)
+    three = np.asarray(enhanced, dtype=np.int16)
+    # On CPU the UNet itself is not bit-identical across batch sizes (~1e-6 in its output), so
+    # the accumulation order is fixed and a rare pixel may round the other way: at most 1 LSB.
+    diff = np.abs(one - three)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() < 0.01
+
+
+def test_deterministic_and_seed_sensitive(tiny_pipe: Any, image: Image.Image, enhanced: Image.Image) -> None:
+    again = run_enhance(image, tiny_pipe, config(batch_size=3))
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(enhanced))
+    other = run_enhance(image, tiny_pipe, config(batch_size=3, seed=8))
+    assert np.abs(np.asarray(other, dtype=np.int16) - np.asarray(enhanced, dtype=np.int16)).mean() > 1
+
+
+def test_prompt_encoded_once_progress_and_pipe_untouched(tiny_pipe: Any) -> None:
+    counting = CountingPipe(tiny_pipe)
+    sched = tiny_pipe.scheduler
+    before = (sched.num_inference_steps, getattr(sched, "_begin_index", None), tiny_pipe.vae.use_tiling)
+    calls: list[tuple[int, int]] = []
+    out = run_enhance(smooth_image(512, 256), counting, config(batch_size=2),
+                      progress=lambda done, total: calls.append((done, total)))
+    assert out.size == (512, 256)
+    assert counting.encode_calls == 1  # 3 tiles x 3 steps x CFG, one prompt encoding
+    # 3 tiles in batches of 2 -> 2 batches per step, 3 steps run (int(10 * 0.35))
+    assert calls == [(i, 6) for i in range(1, 7)]
+    after = (sched.num_inference_steps, getattr(sched, "_begin_index", None), tiny_pipe.vae.use_tiling)
+    assert after == before
+
+
+def test_cancel_between_batches(tiny_pipe: Any) -> None:
+    seen: list[int] = []
+
+    def cancel() -> bool:
+        return len(seen) >= 2
+
+    with pytest.raises(Cancelled):
+        run_enhance(smooth_image(512, 256), tiny_pipe, config(batch_size=1),
+                    progress=lambda done, total: seen.append(done), cancel=cancel)
+    assert seen == [1, 2]
+
+
+def test_auto_batch_size_bounded_and_balanced(tiny_pipe: Any) -> None:
+    sdxl = SimpleNamespace(dtype=torch.float16, config=SimpleNamespace(block_out_channels=[320, 640, 1280]))
+    # 8K job: 50 tiles of 128x128 latents with CFG; ~1.34 GB estimated per tile.
+    assert E.auto_batch_size(50, 128, sdxl, 2, 80 * 2**30) == 13  # cap 16 -> 4 balanced batches
+    assert E.auto_batch_size(50, 128, sdxl, 2, 4 * 2**30) == 1
+    assert E.auto_batch_size(3, 32, tiny_pipe.unet, 2, 24 * 2**30) == 3
+    out = run_enhance(smooth_image(512, 256), tiny_pipe, config(batch_size=None, steps=3))
+    assert out.size == (512, 256)
+
+
+def test_from_settings_maps_auto_batch() -> None:
+    from ai_wallpaper.settings import EnhanceSettings
+
+    cfg = EnhanceConfig.from_settings(EnhanceSettings(), prompt="p", negative_prompt="n", seed=3)
+    assert (cfg.tile, cfg.overlap, cfg.strength, cfg.steps, cfg.batch_size) == (1024, 256, 0.35, 30, None)
+    assert cfg.steps_to_run == 10
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"tile": 100}, r"pipeline\.enhance\.tile: must be a positive multiple of 64, got 100; try 64"),
+    ({"overlap": 60}, r"pipeline\.enhance\.overlap: must be a non-negative multiple of 8, got 60; try 56"),
+    ({"overlap": 256}, r"pipeline\.enhance\.overlap: must be less than pipeline\.enhance\.tile \(256\)"),
+    ({"strength": 1.5}, r"pipeline\.enhance\.strength: must be in \[0, 1\], got 1\.5"),
+    ({"steps": 0}, r"pipeline\.enhance\.steps: must be at least 1"),
+    ({"guidance_scale": float("nan")}, r"pipeline\.enhance\.guidance_scale"),
+    ({"blend": "box"}, r"pipeline\.enhance\.blend: must be one of gaussian, cosine, got 'box'"),
+    ({"batch_size": 0}, r"pipeline\.enhance\.batch_size: must be >= 1 or 'auto'"),
+    ({"seed": -1}, r"seed must be an integer"),
+])
+def test_bad_config_errors(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(**over)
+
+
+def test_bad_images_and_models(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:
+    with pytest.raises(ValueError, match=r"image size 516x256: both sides must be multiples of 8"):
+        run_enhance(smooth_image(516, 256), tiny_pipe, config())
+    too_small = r"pipeline\.enhance\.tile: 256 is larger than the image.*at most 192"
+    with pytest.raises(ValueError, match=too_small):
+        run_enhance(smooth_image(512, 192), tiny_pipe, config())
+    with pytest.raises(ValueError, match=r"needs an SDXL base UNet.*Use models\.base"):
+        run_enhance(smooth_image(512, 256), tiny_refiner_pipe, config())
+
+
+def test_tiled_vae_path_keeps_identity_and_restores_vae(tiny_pipe: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """8K images go through the tiled VAE; force that path on a small image."""
+    monkeypatch.setattr(E, "VAE_UNTILED_MAX_PIXELS", 0)
+    image = smooth_image(512, 256)
+    clean = E.encode_image(tiny_pipe, image, CPU)
+    den = identity_denoiser(clean, E.fresh_scheduler(tiny_pipe).alphas_cumprod)
+    out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
+    round_trip = E.decode_latents(tiny_pipe, clean)
+    diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))
+    assert diff.max() <= 1
+    assert tiny_pipe.vae.use_tiling is False
+
+
+def test_fp16_vae_that_is_not_fp16_safe_runs_in_fp32_and_is_restored(tiny_pipe: Any) -> None:
+    import copy
+
+    vae = copy.deepcopy(tiny_pipe.vae).to(torch.float16)
+    assert vae.config.force_upcast
+    with E._vae_for_size(vae, 10**8) as dtype:
+        assert dtype == torch.float32 and vae.dtype == torch.float32 and vae.use_tiling
+    assert vae.dtype == torch.float16 and not vae.use_tiling
