@@ -57,7 +57,9 @@ def _byte_symbols() -> list[str]:
     return [chr(c) for _, c in sorted(zip(printable, codes, strict=True))]
 
 
-def build_tiny_sdxl_components(seed: int = 0, *, refiner: bool = False, tokenizer_dir: Path | None = None) -> dict[str, Any]:
+def build_tiny_sdxl_components(
+    seed: int = 0, *, refiner: bool = False, tokenizer_dir: Path | None = None
+) -> dict[str, Any]:
     """Random-weight SDXL components, small enough to run 1920x1024 on a CPU in seconds.
 
     Layout (measured in DESIGN.md): text encoders of different widths (32, 64), attention only at
@@ -198,8 +200,8 @@ def ensure_builtin_sdxl(cache_dir: Path, name: str = "tiny") -> Path:
         refiner = name == "tiny-refiner"
         components = build_tiny_sdxl_components(seed=0 if not refiner else 100, refiner=refiner,
                                                 tokenizer_dir=tmp / "_tok")
-        pipe_cls = StableDiffusionXLImg2ImgPipeline if refiner else StableDiffusionXLPipeline
-        pipe_cls(**components).save_pretrained(tmp, safe_serialization=True)
+        pipe: Any = (StableDiffusionXLImg2ImgPipeline if refiner else StableDiffusionXLPipeline)(**components)
+        pipe.save_pretrained(tmp, safe_serialization=True)
         shutil.rmtree(tmp / "_tok", ignore_errors=True)
         (tmp / "SELF_TEST_MODEL.txt").write_text(SELF_TEST_LABEL + "\n", encoding="utf-8")
 

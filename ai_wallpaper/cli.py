@@ -24,14 +24,21 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options(default: object) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=default)
     common.add_argument("--config", type=Path, metavar="FILE",
                         help="settings file (default: $AI_WALLPAPER_CONFIG or <config dir>/settings.yaml)")
     common.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override logging.level")
     common.add_argument("--log-format", choices=["auto", "console", "json"], help="override logging.format")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The global options are accepted before and after the subcommand. The subcommand's copy
+    # must not write defaults, or it would overwrite a value given before the subcommand.
     parser = argparse.ArgumentParser(prog="ai-wallpaper", description="Paint a new desktop wallpaper with SDXL.",
-                                     parents=[common])
+                                     parents=[_common_options(None)])
+    common = _common_options(argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"ai-wallpaper {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

@@ -81,7 +81,8 @@ def route_library_logs() -> None:
 
 
 def get(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
 
 
 def bind_run(run_id: str) -> None:

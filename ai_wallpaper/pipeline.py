@@ -49,8 +49,9 @@ class RunResult:
 class ModelHolder:
     """Loads each model on first use and frees it when the pipeline no longer needs it."""
 
-    def __init__(self, models: ModelSettings, paths: Paths) -> None:
+    def __init__(self, models: ModelSettings, paths: Paths, *, upscaler_half: bool = True) -> None:
         self.settings, self.paths = models, paths
+        self.upscaler_half = upscaler_half
         self._loaded: dict[str, Any] = {}
 
     def get(self, role: str) -> Any:
@@ -60,9 +61,13 @@ class ModelHolder:
             spec = getattr(self.settings, role)
             started = time.monotonic()
             if role == "upscaler":
-                self._loaded[role] = models.load_upscaler(spec, self.settings, self.paths)
+                self._loaded[role] = models.load_upscaler(spec, self.settings, self.paths, half=self.upscaler_half)
+            elif role == "refiner":
+                # Shares text_encoder_2 and the VAE with the base when they are byte-identical.
+                self._loaded[role] = models.load_sdxl(spec, "refiner", self.settings, self.paths,
+                                                      share_with=self._loaded.get("base"))
             else:
-                self._loaded[role] = models.load_sdxl(spec, role, self.settings, self.paths)  # type: ignore[arg-type]
+                self._loaded[role] = models.load_sdxl(spec, "base", self.settings, self.paths)
             logger.info("model loaded", role=role, spec=spec, seconds=round(time.monotonic() - started, 2))
         return self._loaded[role]
 
@@ -77,7 +82,7 @@ class ModelHolder:
 
 def check_sizes(settings: Settings, plan: Plan) -> None:
     """Everything that would fail late, checked before any model loads."""
-    base, up, final = plan.base_size, plan.upscaled_size, plan.final_size
+    base, up = plan.base_size, plan.upscaled_size
     f = settings.output.upscale_factor
     problems = []
     if (base.width * f, base.height * f) != (up.width, up.height):
@@ -129,7 +134,7 @@ class _Runner:
     def __init__(self, run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> None:
         self.run, self.settings, self.opts = run, settings, opts
         self.plan = run.plan
-        self.models = ModelHolder(settings.models, paths)
+        self.models = ModelHolder(settings.models, paths, upscaler_half=settings.pipeline.upscale.half_precision)
         self.current: Image.Image | None = None
         self.latents: Any = None
         self.refine = settings.models.refiner is not None
@@ -189,6 +194,7 @@ class _Runner:
                 self.run.save_latents(self.latents)
                 image = decode_latents(pipe, self.latents)  # a preview: the refiner finishes the job
             else:
+                assert result.image is not None
                 image = result.image
         self.done("base", image, self.settings.output.intermediate_compress_level,
                   handoff="latents" if self.refine else "image")

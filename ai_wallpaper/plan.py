@@ -70,7 +70,8 @@ class Plan:
     self_test: bool = False  # built-in random-weight model: images are not meaningful
 
     def to_json(self) -> dict[str, Any]:
-        return to_plain(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = to_plain(self)
+        return plain
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:

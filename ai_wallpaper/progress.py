@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import psutil
 
@@ -85,7 +85,7 @@ class PeakMemory:
                 self.peak_cuda = int(cuda.max_memory_allocated())
 
 
-def _cuda_module():  # type: ignore[no-untyped-def]
+def _cuda_module() -> Any:
     if "torch" not in sys.modules:
         return None
     import torch

@@ -140,7 +140,8 @@ class LocationSettings:
 class WeatherSettings:
     enabled: bool = option(True, "Fetch the weather to set the mood. A failure never blocks a run.")
     provider: Literal["open-meteo", "nws"] = option("open-meteo", "open-meteo (global, no key) or nws (US only).")
-    location: LocationSettings = option(factory=LocationSettings, doc="Where you are. Unset: mood from time and season.")
+    location: LocationSettings = option(factory=LocationSettings,
+                                        doc="Where you are. Unset: mood from time and season.")
     cache_minutes: int = option(30, "Use a cached report younger than this.", min=0, max=1440)
     stale_hours: int = option(12, "On failure, accept a cached report up to this old (marked stale).", min=0, max=168)
     connect_timeout: float = option(3.0, "Seconds to connect.", min=0.1, max=60)
@@ -165,7 +166,8 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    cron: str | None = option("0 7 * * *", "Crontab line (min hour day month weekday). Ignored if interval_minutes is set.")
+    cron: str | None = option("0 7 * * *",
+                              "Crontab line (min hour day month weekday). Ignored if interval_minutes is set.")
     interval_minutes: int | None = option(None, "Run every N minutes instead of the cron line.", min=1)
     interval_seconds: int | None = option(None, "Run every N seconds (testing); overrides the others.", min=1)
     timezone: str | None = option(None, "IANA time zone for the schedule, e.g. Europe/Lisbon; null = system zone.")
