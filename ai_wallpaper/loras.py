@@ -11,7 +11,7 @@ Two separate questions, answered separately:
   memoised by (path, size, mtime) in memory and optionally in a JSON cache file.
 """
 
-# ruff: noqa: RUF009  (schema.option() builds dataclass fields, like dataclasses.field)
+
 from __future__ import annotations
 
 import hashlib

@@ -33,8 +33,8 @@ def option(
     doc: str = "",
     *,
     factory: Any = _MISSING,
-    min: float | None = None,  # noqa: A002 - reads best at the call site
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     multiple_of: int | None = None,
     example: Any = None,
 ) -> Any:

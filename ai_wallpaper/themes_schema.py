@@ -6,7 +6,6 @@ zero...) are reported together, each with file, line, key path and a hint.
 """
 
 # option() returns a dataclasses.field, which is what RUF009 cannot see.
-# ruff: noqa: RUF009
 from __future__ import annotations
 
 import difflib
