@@ -253,6 +253,8 @@ def test_fp16_vae_that_is_not_fp16_safe_runs_in_fp32_and_is_restored(tiny_pipe: 
 
     vae = copy.deepcopy(tiny_pipe.vae).to(torch.float16)
     assert vae.config.force_upcast
+    own_tile = vae.tile_sample_min_size
     with E._vae_for_size(vae, 10**8) as dtype:
         assert dtype == torch.float32 and vae.dtype == torch.float32 and vae.use_tiling
-    assert vae.dtype == torch.float16 and not vae.use_tiling
+        assert vae.tile_sample_min_size == E.VAE_TILE_PX
+    assert vae.dtype == torch.float16 and not vae.use_tiling and vae.tile_sample_min_size == own_tile

@@ -49,6 +49,9 @@ _MAX_AUTO_BATCH = 16  # beyond this a GPU gains nothing measurable and the last 
 # Above this many pixels the VAE runs tiled. 1920x1024 (what txt2img decodes whole anyway) stays
 # untiled: faster and free of VAE tile seams; an 8K image (31 MP) is always tiled.
 VAE_UNTILED_MAX_PIXELS = 1920 * 1080
+# VAE tile size in pixels while tiled: SDXL's own (its config sample_size). Small models (the
+# built-in tiny VAE says 128) would otherwise cut 8K into ~3000 tiles and spend minutes on overhead.
+VAE_TILE_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -186,14 +189,20 @@ def _vae_for_size(vae: Any, pixels: int) -> Iterator[torch.dtype]:
     import torch
 
     old_tiling, old_dtype = getattr(vae, "use_tiling", False), vae.dtype
+    old_tiles = (getattr(vae, "tile_sample_min_size", None), getattr(vae, "tile_latent_min_size", None))
     upcast = old_dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
     vae.use_tiling = pixels > VAE_UNTILED_MAX_PIXELS
+    if old_tiles[0] is not None:
+        vae.tile_sample_min_size = VAE_TILE_PX
+        vae.tile_latent_min_size = VAE_TILE_PX // 2 ** (len(vae.config.block_out_channels) - 1)
     if upcast:
         vae.to(dtype=torch.float32)
     try:
         yield vae.dtype
     finally:
         vae.use_tiling = old_tiling
+        if old_tiles[0] is not None:
+            vae.tile_sample_min_size, vae.tile_latent_min_size = old_tiles
         if upcast:
             vae.to(dtype=old_dtype)
 
