@@ -175,8 +175,40 @@ def count_parameters(name: str) -> dict[str, int]:
     return counts
 
 
+def check_build(kind: SdxlKind, device: str = "cpu", dtype: torch.dtype | None = None,
+                latent: int = 16) -> dict[str, Any]:
+    """Build a full-size pipe and push a tiny input through every part once: the prompt through
+    both text encoders, one UNet call on a `latent`-sized latent with the real conditioning
+    shapes (time ids, pooled embeds), one VAE decode. Catches config mistakes before a GPU
+    session without full-size inference. Returns shapes and dtypes."""
+    import torch
+
+    dtype = dtype or torch.bfloat16
+    pipe = build_sdxl_pipe(kind, device, dtype)
+    with torch.inference_mode():
+        embeds, _, pooled, _ = pipe.encode_prompt("a lighthouse", device=device,
+                                                  do_classifier_free_guidance=False)
+        n_ids = 6 if kind == "base" else 5  # the refiner conditions on an aesthetic score, not a target size
+        time_ids = torch.zeros(1, n_ids, dtype=dtype, device=device)
+        sample = torch.randn(1, 4, latent, latent, dtype=dtype, device=device)
+        t = torch.tensor([500], device=device)
+        pred = pipe.unet(sample, t, encoder_hidden_states=embeds,
+                         added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}).sample
+        image = pipe.vae.decode(sample / pipe.vae.config.scaling_factor).sample
+    return {"embeds": tuple(embeds.shape), "pooled": tuple(pooled.shape), "unet_out": tuple(pred.shape),
+            "vae_out": tuple(image.shape), "dtype": str(pred.dtype)}
+
+
 def main() -> None:
-    """Print the parameter counts of every config next to the public models' counts."""
+    """Print the parameter counts of every config next to the public models' counts;
+    with --check also build base and refiner on the CPU in bf16 and run a tiny input through."""
+    import sys
+
+    if "--check" in sys.argv:
+        print("base", check_build("base"))
+        print("refiner", check_build("refiner"))
+        up = build_upscaler("cpu", half=False)
+        print("upscaler", up.architecture.name, f"x{up.scale}", sum(p.numel() for p in up.model.parameters()))
     print(f"{'component':<22} {'parameters':>15} {'expected':>15}")
     for name in ("base", "refiner", "upscaler"):
         for key, count in count_parameters(name).items():
