@@ -18,7 +18,7 @@ BUILTIN_PREFIX = "builtin:"
 BUILTIN_NAMES = ("tiny", "tiny-refiner")
 SELF_TEST_LABEL = "built-in self-test model (random weights; images are not meaningful)"
 # Bump when the recipe changes so stale caches are rebuilt rather than silently reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 _TE1_WIDTH = 32
 _TE2_WIDTH = 64
@@ -107,7 +107,12 @@ def build_tiny_sdxl_components(
         up_block_types=["UpDecoderBlock2D"] * 4,
         latent_channels=4,
         norm_num_groups=8,
-        sample_size=128,
+        # diffusers' VAE tiling uses sample_size as its tile: 128 would cut an 8K image into
+        # thousands of tiles. 1024 matches the real SDXL VAE.
+        sample_size=1024,
+        # Full-resolution self-attention in the VAE mid block costs minutes per 8K encode on a CPU
+        # (16k tokens per 1024 px tile); the self-test model does not need it.
+        mid_block_add_attention=False,
         scaling_factor=0.13025,
     )
     scheduler = EulerDiscreteScheduler(
@@ -188,11 +193,19 @@ def _atomic_dir(target: Path, fill: Any) -> Path:
     return target
 
 
+def builtin_sdxl_path(cache_dir: Path, name: str) -> Path:
+    return cache_dir / f"sdxl-{name}-v{RECIPE_VERSION}"
+
+
+def builtin_upscaler_path(cache_dir: Path) -> Path:
+    return cache_dir / f"esrgan-tiny-v{RECIPE_VERSION}" / "esrgan-tiny-x4.safetensors"
+
+
 def ensure_builtin_sdxl(cache_dir: Path, name: str = "tiny") -> Path:
     """Return a diffusers directory for `builtin:<name>`, building it on first use."""
     if name not in BUILTIN_NAMES:
         raise ValueError(f"unknown built-in model {name!r}; choose from {', '.join(BUILTIN_NAMES)}")
-    target = cache_dir / f"sdxl-{name}-v{RECIPE_VERSION}"
+    target = builtin_sdxl_path(cache_dir, name)
 
     def fill(tmp: Path) -> None:
         from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
@@ -210,7 +223,7 @@ def ensure_builtin_sdxl(cache_dir: Path, name: str = "tiny") -> Path:
 
 def ensure_builtin_upscaler(cache_dir: Path) -> Path:
     """Return a .safetensors file for the built-in ESRGAN, building it on first use."""
-    target_dir = cache_dir / f"esrgan-tiny-v{RECIPE_VERSION}"
+    target_dir = builtin_upscaler_path(cache_dir).parent
 
     def fill(tmp: Path) -> None:
         from safetensors.torch import save_file
@@ -219,4 +232,4 @@ def ensure_builtin_upscaler(cache_dir: Path) -> Path:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "esrgan-tiny-x4.safetensors"))
         (tmp / "SELF_TEST_MODEL.txt").write_text(SELF_TEST_LABEL + "\n", encoding="utf-8")
 
-    return _atomic_dir(target_dir, fill) / "esrgan-tiny-x4.safetensors"
+    return _atomic_dir(target_dir, fill) / builtin_upscaler_path(cache_dir).name

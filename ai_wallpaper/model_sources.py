@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ai_wallpaper.atomic import write_json
-from ai_wallpaper.builtin import BUILTIN_PREFIX, RECIPE_VERSION, SELF_TEST_LABEL, is_builtin
+from ai_wallpaper.builtin import (
+    BUILTIN_PREFIX,
+    SELF_TEST_LABEL,
+    builtin_sdxl_path,
+    builtin_upscaler_path,
+    is_builtin,
+)
 from ai_wallpaper.errors import ModelError
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import ModelSettings
@@ -120,8 +126,8 @@ def builtin_location(role: Role, paths: Paths) -> Path:
     """Where ensure_builtin_* puts the built-in model (mirrors builtin.py's naming)."""
     cache = paths.builtin_models_dir
     if role == "upscaler":
-        return cache / f"esrgan-tiny-v{RECIPE_VERSION}" / "esrgan-tiny-x4.safetensors"
-    return cache / f"sdxl-{_BUILTIN_FOR_ROLE[role]}-v{RECIPE_VERSION}"
+        return builtin_upscaler_path(cache)
+    return builtin_sdxl_path(cache, _BUILTIN_FOR_ROLE[role])
 
 
 def _builtin_source(spec: str, role: Role, setting: str, paths: Paths) -> ModelSource:
