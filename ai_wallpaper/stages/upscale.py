@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ai_wallpaper import log
 from ai_wallpaper.errors import ModelError, RunError
+from ai_wallpaper.stages import tiling
 from ai_wallpaper.stages.common import (
     CancelCheck,
     Progress,
@@ -70,13 +71,13 @@ class UpscaleConfig:
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of full-size tiles covering [0, size); the last one ends exactly at `size`."""
+    """Start offsets of full-size tiles covering [0, size); the last one ends exactly at `size`.
+
+    Same geometry as the enhancement's tiles, except that an image side smaller than the tile is
+    one tile (the upscaler just runs on the whole side)."""
     if size <= tile:
         return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)
-    return starts
+    return tiling.tile_starts(size, tile, overlap)
 
 
 def feather_1d(length: int, ramp: int, feather_start: bool, feather_end: bool,
