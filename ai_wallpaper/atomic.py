@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; outputs should get the permissions a plain open() would give.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_mode()
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yields a temp path beside `target`; on success it is renamed over `target`."""
@@ -25,6 +35,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:

@@ -66,3 +66,15 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
         atomic.write_with(target, boom)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == [RUN_JSON]
+
+
+def test_atomic_files_get_umask_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        target = tmp_path / "f.txt"
+        atomic.write_text(target, "x")
+    finally:
+        os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~0o022
