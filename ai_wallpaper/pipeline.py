@@ -99,6 +99,17 @@ def check_sizes(settings: Settings, plan: Plan) -> None:
         raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
 
 
+def preflight(settings: Settings, plan: Plan, paths: Paths) -> None:
+    """Fail before a run directory or history row exists: sizes and every model must resolve."""
+    from ai_wallpaper import models as loading
+
+    check_sizes(settings, plan)
+    m = settings.models
+    for role, spec in (("base", m.base), ("refiner", m.refiner), ("upscaler", m.upscaler)):
+        if spec:
+            loading.resolve_source(spec, role, m, paths)  # type: ignore[arg-type]
+
+
 def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
     """Model identities (kind, location, file hashes) for run.json."""
     from ai_wallpaper import models as loading

@@ -150,6 +150,7 @@ def test_missing_model_is_one_clear_error(paths_with_models: Paths, tmp_path: Pa
     err = capsys.readouterr().err
     assert code == 4, err
     assert "models.base" in err and str(missing) in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # checked before any run directory is made
 
 
 def test_dry_run_prints_plan_without_a_run_directory(paths_with_models: Paths, tmp_path: Path,

@@ -147,6 +147,9 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.dry_run:
         print_plan(plan, args.json)
         return int(ExitCode.OK)
+    from ai_wallpaper.pipeline import preflight
+
+    preflight(settings, plan, ctx.paths)
     run_id = args.run_id or _new_run_id()
     runs_dir = ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir)
     run_path = args.output if args.output else runs_dir / run_id
