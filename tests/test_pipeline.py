@@ -159,3 +159,16 @@ def test_dry_run_prints_plan_without_a_run_directory(paths_with_models: Paths, t
     plan = json.loads(capsys.readouterr().out)
     assert plan["seed"] == 1234 and plan["final_size"] == {"width": 480, "height": 270}
     assert not (tmp_path / "r").exists()
+
+
+def test_old_run_directories_are_pruned_but_history_is_kept(paths_with_models: Paths) -> None:
+    from ai_wallpaper.history import History
+
+    settings = {**SMALL, "history": {"keep_runs": 1}, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
+    assert generate(paths_with_models, settings=settings) == 0
+    assert generate(paths_with_models, "--seed", "5", settings=settings) == 0
+    runs = History(paths_with_models.history_db).list_runs(10)
+    assert len(runs) == 2 and all(r.status == "success" for r in runs)
+    newest, oldest = runs
+    assert newest.run_dir and Path(newest.run_dir).is_dir()
+    assert oldest.run_dir and not Path(oldest.run_dir).exists()

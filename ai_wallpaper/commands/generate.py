@@ -224,9 +224,22 @@ def _execute(run_dir: Any, settings: Settings, args: argparse.Namespace, ctx: Ap
         wallpaper = str(applied.path)
         print(f"wallpaper: {applied.detail}")
     history.finish_run(run_id, status="success", outputs=outputs, timings=timings, wallpaper=wallpaper)
+    _prune_run_dirs(history, settings.history.keep_runs, ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir))
     _print_summary(result, plan.self_test)
     log.unbind_run()
     return int(ExitCode.OK)
+
+
+def _prune_run_dirs(history: Any, keep: int, runs_dir: Path) -> None:
+    """Remove old run directories beyond history.keep_runs (never favorites, never a folder the
+    user chose with --output). The history rows stay: history is never truncated."""
+    import shutil
+
+    for record in history.prunable_runs(keep):
+        folder = Path(record.run_dir) if record.run_dir else None
+        if folder is not None and folder.parent == runs_dir and folder.is_dir():
+            shutil.rmtree(folder)
+            logger.info("pruned old run directory", run_dir=str(folder), pruned_run=record.run_id)
 
 
 def _record_failure(run_dir: Any, history: Any, run_id: str, error: str) -> None:
