@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ai_wallpaper.errors import Cancelled
 
@@ -51,3 +51,16 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
         t = t[0]
     array = (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(array, mode="RGB")
+
+
+def latent_normalisation(vae: Any, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None, float]:
+    """The VAE's latent normalisation: per-channel (mean, std) maps if its config defines them,
+    else (None, None, shift_factor). Scaled latents are (z - mean) * scaling_factor / std, or
+    (z - shift) * scaling_factor. One place, so encode and every decode agree."""
+    import torch
+
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is not None and std is not None:
+        as_map = [torch.tensor(v).view(1, -1, 1, 1).to(device) for v in (mean, std)]
+        return as_map[0], as_map[1], 0.0
+    return None, None, float(getattr(vae.config, "shift_factor", None) or 0.0)

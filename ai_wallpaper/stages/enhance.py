@@ -21,6 +21,7 @@ from ai_wallpaper import log
 from ai_wallpaper.stages.common import (
     CancelCheck,
     Progress,
+    latent_normalisation,
     never_cancel,
     no_progress,
     pil_to_tensor,
@@ -207,16 +208,6 @@ def _vae_for_size(vae: Any, pixels: int) -> Iterator[torch.dtype]:
             vae.to(dtype=old_dtype)
 
 
-def _latent_stats(vae: Any, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None, float]:
-    import torch
-
-    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
-    if mean is not None and std is not None:
-        as_map = [torch.tensor(v).view(1, -1, 1, 1).to(device) for v in (mean, std)]
-        return as_map[0], as_map[1], 0.0
-    return None, None, float(getattr(vae.config, "shift_factor", None) or 0.0)
-
-
 def encode_image(pipe: Any, image: Image.Image, device: torch.device) -> torch.Tensor:
     """PIL -> scaled fp32 latents (1, C, H/8, W/8). Uses the posterior mean, not a sample: VAE
     sampling noise would only add grain, and the mean keeps the identity exact."""
@@ -226,7 +217,7 @@ def encode_image(pipe: Any, image: Image.Image, device: torch.device) -> torch.T
     with torch.inference_mode(), _vae_for_size(vae, image.width * image.height) as dtype:
         pixels = (pil_to_tensor(image) * 2.0 - 1.0).to(device=device, dtype=dtype)
         latents = vae.encode(pixels).latent_dist.mode().float()
-    mean, std, shift = _latent_stats(vae, device)
+    mean, std, shift = latent_normalisation(vae, device)
     if mean is not None and std is not None:
         return (latents - mean) * vae.config.scaling_factor / std
     return (latents - shift) * vae.config.scaling_factor
@@ -237,7 +228,7 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> Image.Image:
     import torch
 
     vae = pipe.vae
-    mean, std, shift = _latent_stats(vae, latents.device)
+    mean, std, shift = latent_normalisation(vae, latents.device)
     if mean is not None and std is not None:
         latents = latents * std / vae.config.scaling_factor + mean
     else:

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ai_wallpaper import log
 from ai_wallpaper.errors import Cancelled
-from ai_wallpaper.stages.common import CancelCheck, Progress, never_cancel, no_progress, raise_if_cancelled
+from ai_wallpaper.stages.common import (
+    CancelCheck,
+    Progress,
+    latent_normalisation,
+    never_cancel,
+    no_progress,
+    raise_if_cancelled,
+)
 from ai_wallpaper.stages.schedulers import SchedulerName, check_scheduler_name, make_scheduler
 
 if TYPE_CHECKING:
@@ -180,14 +187,11 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> Image.Image:
         # 2. Undo the latent normalisation (per-channel mean/std if the VAE defines it).
         # The execution device, not vae.device: with CPU offload the weights rest on the CPU.
         z = latents.to(device=get_module_execution_device(vae), dtype=vae.dtype)
-        mean = getattr(vae.config, "latents_mean", None)
-        std = getattr(vae.config, "latents_std", None)
+        mean, std, shift = latent_normalisation(vae, z.device)
         if mean is not None and std is not None:
-            mean_t = torch.tensor(mean, device=z.device, dtype=z.dtype).view(1, -1, 1, 1)
-            std_t = torch.tensor(std, device=z.device, dtype=z.dtype).view(1, -1, 1, 1)
-            z = z * std_t / vae.config.scaling_factor + mean_t
+            z = z * std.to(z.dtype) / vae.config.scaling_factor + mean.to(z.dtype)
         else:
-            z = z / vae.config.scaling_factor
+            z = z / vae.config.scaling_factor + shift
         # 3. Decode (honours vae tiling if the loader enabled it) and convert to PIL.
         with torch.inference_mode():
             decoded = vae.decode(z, return_dict=False)[0]
