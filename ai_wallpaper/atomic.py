@@ -22,6 +22,16 @@ def _default_mode() -> int:
 
 
 _FILE_MODE = _default_mode()
+PRIVATE_UMASK = 0o077  # run folders, history, caches and wallpapers are the user's alone
+
+
+def set_process_umask(mask: int = PRIVATE_UMASK) -> None:
+    """Set the process umask (new dirs 0700, files 0600 with the default) and the mode atomic files get.
+
+    Called once at start-up, before any thread: os.umask is process-wide, so it is never changed later."""
+    global _FILE_MODE
+    os.umask(mask)
+    _FILE_MODE = 0o666 & ~mask
 
 
 @contextmanager

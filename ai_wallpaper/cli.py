@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from ai_wallpaper import __version__
+from ai_wallpaper import __version__, atomic
 from ai_wallpaper import log as logsetup
 from ai_wallpaper.context import AppContext
 from ai_wallpaper.errors import ExitCode, WallpaperError
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    atomic.set_process_umask()  # private by default: every file and folder we create is the user's alone
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = AppContext(paths=Paths.from_env(), config_file=args.config)

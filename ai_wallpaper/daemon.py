@@ -32,6 +32,7 @@ from ai_wallpaper.errors import ConfigError
 from ai_wallpaper.history import FinalStatus, History
 from ai_wallpaper.lock import DaemonLock
 from ai_wallpaper.paths import Paths
+from ai_wallpaper.run_record import new_run_id
 from ai_wallpaper.settings import ScheduleSettings, Settings
 
 logger = log.get(__name__)
@@ -132,10 +133,6 @@ def generate_command(config_file: Path | None) -> list[str]:
     config = ["--config", str(config_file)] if config_file else []
     return [sys.executable, "-m", "ai_wallpaper", "generate", *config, "--run-id", "{run_id}",
             "--trigger", "{trigger}"]
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.urandom(3).hex()}"
 
 
 @dataclass(frozen=True)
@@ -341,9 +338,16 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        self.lock.acquire()
+        # Handlers first: `next` signals the pid it reads from the lock file, and SIGUSR1's default
+        # action would kill a daemon that had published its pid but not yet installed its handler.
         old_handlers = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         old_handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._on_run_now)
+        try:
+            self.lock.acquire()
+        except BaseException:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            raise
         try:
             stale = self.history.fail_stale_running(
                 "the process running it is gone (crash, kill or power off)")

@@ -35,6 +35,12 @@ class WallpaperError(Exception):
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
+class UsageError(WallpaperError):
+    """A command-line mistake found after parsing (a missing --resume folder, an unknown theme)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(WallpaperError):
     """One or more config problems; `problems` lists every one found."""
 

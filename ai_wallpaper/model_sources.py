@@ -31,6 +31,7 @@ from ai_wallpaper.builtin import (
     is_builtin,
 )
 from ai_wallpaper.errors import ModelError
+from ai_wallpaper.model_files import refuse_executable
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import ModelSettings
 
@@ -115,11 +116,13 @@ def _hint(role: Role, setting: str, paths: Paths) -> str:
 
 
 def _local_candidates(spec: str, paths: Paths) -> list[Path]:
-    """Absolute paths as given; relative ones under the data dir's models/ first, then the cwd."""
+    """Absolute paths as given; relative ones only under the data dir's models/. Never the current
+    directory: a daemon's cwd is arbitrary, and a file there must not shadow a model name (the
+    command line turns an explicit ./path into an absolute one itself)."""
     path = Path(spec).expanduser()
     if path.is_absolute():
         return [path]
-    return [paths.models_dir / path, Path.cwd() / path]
+    return [paths.models_dir / path]
 
 
 def builtin_location(role: Role, paths: Paths) -> Path:
@@ -194,12 +197,14 @@ def _file_source(spec: str, role: Role, setting: str, file: Path, models: ModelS
         if suffix not in UPSCALER_FILE_SUFFIXES:
             raise ModelError(f"{setting}: {file} has an unsupported extension {suffix!r}",
                              hint=f"use one of {', '.join(UPSCALER_FILE_SUFFIXES)}")
+        refuse_executable(file, setting)
         return ModelSource(role=role, spec=spec, kind="file", location=str(file),
                            label=f"upscaler file {file}", setting=setting,
                            self_test=(file.parent / "SELF_TEST_MODEL.txt").exists())
     if suffix not in SDXL_FILE_SUFFIXES:
         raise ModelError(f"{setting}: {file} is not a .safetensors/.ckpt checkpoint",
                          hint="give a single-file SDXL checkpoint or a diffusers directory")
+    refuse_executable(file, setting)
     shapes = safetensors_shapes(file) if suffix == ".safetensors" else None
     if shapes is not None:
         _check_checkpoint_keys(shapes, role, setting, file)
@@ -251,6 +256,8 @@ def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, 
     explicit = models.base_config if role == "base" else models.refiner_config
     if explicit:
         local = Path(explicit).expanduser()
+        if not local.is_absolute():  # like the models themselves: under models/, never the cwd
+            local = paths.models_dir / local
         if local.is_dir():
             check_diffusers_dir(local.resolve(), role, config_setting)
             return str(local.resolve()), config_setting

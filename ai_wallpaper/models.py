@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ai_wallpaper import log
 from ai_wallpaper.errors import ModelError
+from ai_wallpaper.model_files import first_line, read_state_dict
 from ai_wallpaper.model_sources import (
     ModelSource,
     describe_model,
@@ -114,12 +115,6 @@ def _import_diffusers() -> Any:
     return diffusers
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    line = text[0] if text else type(err).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
 def _local_dir(source: ModelSource, paths: Paths) -> Path | None:
     """The on-disk diffusers directory of a source, building the built-in one on first use."""
     if source.kind == "builtin":
@@ -171,7 +166,7 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
     except ModelError:
         raise
     except Exception as err:  # diffusers/hub raise many types; the user needs one clear line
-        raise ModelError(f"{source.setting}: could not load {source.label}: {_first_line(err)}",
+        raise ModelError(f"{source.setting}: could not load {source.label}: {first_line(err)}",
                          hint=_load_hint(source)) from err
     if directory is not None:
         _LOADED_FROM[pipe] = directory
@@ -188,7 +183,7 @@ def _from_hub(cls: Any, source: ModelSource, choice: DeviceChoice, kwargs: dict[
         try:
             return cls.from_pretrained(source.hub_id, local_files_only=False, variant="fp16", **kwargs)
         except (OSError, ValueError) as err:
-            logger.info("model.no_fp16_variant", hub_id=source.hub_id, detail=_first_line(err))
+            logger.info("model.no_fp16_variant", hub_id=source.hub_id, detail=first_line(err))
     return cls.from_pretrained(source.hub_id, local_files_only=False, **kwargs)
 
 
@@ -323,13 +318,15 @@ def load_upscaler(spec: str | ModelSource, models: ModelSettings, paths: Paths, 
 
     hint = ("use a spandrel-supported upscaler (.pth/.safetensors: Real-ESRGAN x4plus, 4x-UltraSharp, "
             "SwinIR, HAT...); SDXL checkpoints, LoRAs and VAEs cannot upscale")
+    # Never spandrel's load_from_file: it calls torch.jit.load on every .pt (see model_files.py).
+    state_dict = read_state_dict(file, source.setting)
     try:
-        descriptor = ModelLoader().load_from_file(str(file))
+        descriptor = ModelLoader().load_from_state_dict(state_dict)
     except UnsupportedModelError as err:
         raise ModelError(f"{source.setting}: {file} is not a supported upscaler model (spandrel does not "
                          "recognise its architecture)", hint=hint) from err
-    except Exception as err:  # torch.load/safetensors/unpickling errors: truncated or foreign files
-        raise ModelError(f"{source.setting}: cannot read upscaler {file}: {_first_line(err)}",
+    except Exception as err:  # shape/key mismatches inside an architecture's loader
+        raise ModelError(f"{source.setting}: cannot build an upscaler from {file}: {first_line(err)}",
                          hint=hint) from err
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ModelError(f"{source.setting}: {file} is a {descriptor.purpose} model, not an image upscaler",

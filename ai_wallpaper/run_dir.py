@@ -6,7 +6,6 @@ stages whose files are complete on disk.
 
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,19 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ai_wallpaper import __version__, atomic
 from ai_wallpaper.errors import RunError
 from ai_wallpaper.plan import Plan
+from ai_wallpaper.run_record import RECORD_FORMAT, RUN_JSON, STAGE_FILES, read_record
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-RUN_JSON = "run.json"
-STAGE_FILES: dict[str, str] = {
-    "base": "01_base.png",
-    "refined": "02_refined.png",
-    "upscaled": "03_upscaled_8k.png",
-    "enhanced": "04_enhanced_8k.png",
-    "final": "05_final_4k.png",
-}
+OWNER_MARKER = ".ai-wallpaper-run"  # holds the run id; only a folder carrying it may ever be pruned
 BASE_LATENTS = "01_base.latents.safetensors"  # refiner hand-off; lets --resume skip the base
 LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "peft", "spandrel", "safetensors",
              "pillow", "numpy")
@@ -56,12 +49,17 @@ class RunDirectory:
 
     # --- creating and opening ------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str) -> RunDirectory:
+    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str,
+               owned: bool = True) -> RunDirectory:
+        """owned: the program chose this folder (not --output), so pruning may remove it later."""
         if path.exists() and any(path.iterdir()):
             raise RunError(f"run directory {path} already exists and is not empty",
                            hint=f"choose another --output, or continue it with --resume {path}")
         path.mkdir(parents=True, exist_ok=True)
+        if owned:
+            atomic.write_text(path / OWNER_MARKER, run_id + "\n")
         record: dict[str, Any] = {
+            "format": RECORD_FORMAT,
             "run_id": run_id,
             "trigger": trigger,
             "status": "running",
@@ -84,11 +82,7 @@ class RunDirectory:
         if not file.is_file():
             raise RunError(f"{path} is not a run directory (no {RUN_JSON})",
                            hint="pass the folder a previous `generate --save-stages` run printed")
-        try:
-            record = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunError(f"{file}: unreadable run record: {exc}") from None
-        return cls(path, record)
+        return cls(path, read_record(file))
 
     # --- record --------------------------------------------------------------------------------
     @property
@@ -169,3 +163,49 @@ class RunDirectory:
             if stage != "final":
                 (self.path / name).unlink(missing_ok=True)
         (self.path / BASE_LATENTS).unlink(missing_ok=True)
+
+
+# --- pruning -------------------------------------------------------------------------------------
+def _our_file_names() -> set[str]:
+    return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, *STAGE_FILES.values()}
+
+
+def _is_our_temp_file(name: str) -> bool:
+    # atomic.atomic_path's temp files: ".<target name>.<random>.part"
+    return name.startswith(".") and name.endswith(".part") and any(
+        name.startswith(f".{ours}.") for ours in _our_file_names())
+
+
+def prune_run_folder(folder: Path, run_id: str, runs_dir: Path) -> str | None:
+    """Remove a finished run's folder if, and only if, everything in it is ours.
+
+    Ours means: directly under `runs_dir`, a real directory (not a link), carrying OWNER_MARKER with
+    this run id (so never a folder chosen with --output), and holding nothing but files this program
+    writes there. Files are unlinked one by one and the folder removed with rmdir, so a file that
+    appears meanwhile keeps the folder. Returns None when removed, else why it was kept.
+    """
+    if folder.is_symlink() or not folder.is_dir():
+        return "not a directory"
+    if folder.parent.resolve() != runs_dir.resolve():
+        return "not directly under the runs directory"
+    try:
+        marker = (folder / OWNER_MARKER).read_text(encoding="utf-8").strip()
+    except OSError:
+        return f"no {OWNER_MARKER} marker (a folder chosen with --output, or not made by ai-wallpaper)"
+    if marker != run_id:
+        return f"its {OWNER_MARKER} names another run ({marker[:40]!r})"
+    entries = list(folder.iterdir())
+    foreign = [e.name for e in entries
+               if e.is_symlink() or not e.is_file()
+               or not (e.name in _our_file_names() or _is_our_temp_file(e.name))]
+    if foreign:
+        return f"holds files ai-wallpaper did not write: {', '.join(sorted(foreign)[:5])}"
+    for entry in entries:
+        if entry.name != OWNER_MARKER:
+            entry.unlink(missing_ok=True)
+    (folder / OWNER_MARKER).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError as exc:  # something appeared meanwhile: keep it, with the marker gone it stays kept
+        return f"not empty after removing our files ({exc.strerror})"
+    return None

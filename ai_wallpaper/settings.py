@@ -35,17 +35,21 @@ class ModelSettings:
         "stabilityai/stable-diffusion-xl-base-1.0",
         "SDXL base model: a hub id (needs allow_download or a filled hub cache), a local diffusers\n"
         "directory, a single .safetensors/.ckpt file, or 'builtin:tiny' (offline self-test model,\n"
-        "random weights: its images are not meaningful).")
+        "random weights: its images are not meaningful). A relative path is looked up in the data\n"
+        "dir's models/ folder only (never the current directory). Weights are read as data only:\n"
+        "pickled files through torch's weights-only loader, TorchScript archives are refused.")
     base_config: str | None = option(
         None, "For a single-file base: a local diffusers directory holding the matching configs, so\n"
-        "nothing is fetched. Defaults to the built-in SDXL config layout.")
+        "nothing is fetched (relative: under the data dir's models/). Defaults to the built-in SDXL\n"
+        "config layout.")
     refiner: str | None = option(None, "SDXL refiner, same forms as `base`; null disables the refiner stage.",
                                  example="stabilityai/stable-diffusion-xl-refiner-1.0")
     refiner_config: str | None = option(None, "Local diffusers config directory for a single-file refiner.")
     upscaler: str = option(
         "RealESRGAN_x4plus.pth",
         "4x upscaler weights loaded with spandrel (.pth/.safetensors: Real-ESRGAN, 4x-UltraSharp,\n"
-        "SwinIR, HAT...). A relative path is looked up in the data dir's models/ folder.\n"
+        "SwinIR, HAT...). A relative path is looked up in the data dir's models/ folder only.\n"
+        "Read as tensors only (never torch.jit.load); TorchScript archives are refused.\n"
         "'builtin:tiny' is a small random-weight ESRGAN for offline self-tests.")
     allow_download: bool = option(False, "Let hub ids download missing files. Off: only the local hub cache.")
     device: Literal["auto", "cuda", "mps", "cpu"] = option("auto", "Where to run: auto picks CUDA, then MPS, then CPU.")
@@ -130,8 +134,10 @@ class PipelineSettings:
 
 @dataclass(frozen=True)
 class LocationSettings:
-    latitude: float | None = option(None, "Decimal degrees, north positive.", min=-90, max=90)
-    longitude: float | None = option(None, "Decimal degrees, east positive.", min=-180, max=180)
+    latitude: float | None = option(None, "Decimal degrees, north positive (sent rounded to 0.01, about 1 km).",
+                                    min=-90, max=90)
+    longitude: float | None = option(None, "Decimal degrees, east positive (sent rounded to 0.01).",
+                                     min=-180, max=180)
     place: str | None = option(None, "A place name, resolved once to lat/lon (Open-Meteo geocoding) and cached.",
                                example="Lisbon, Portugal")
 
@@ -145,10 +151,28 @@ class WeatherSettings:
     cache_minutes: int = option(30, "Use a cached report younger than this.", min=0, max=1440)
     stale_hours: int = option(12, "On failure, accept a cached report up to this old (marked stale).", min=0, max=168)
     connect_timeout: float = option(3.0, "Seconds to connect.", min=0.1, max=60)
-    read_timeout: float = option(10.0, "Seconds to wait for data.", min=0.1, max=120)
-    open_meteo_url: str = option("https://api.open-meteo.com/v1/forecast", "Forecast endpoint.")
-    geocoding_url: str = option("https://geocoding-api.open-meteo.com/v1/search", "Place-name lookup endpoint.")
-    nws_url: str = option("https://api.weather.gov", "NWS API root.")
+    read_timeout: float = option(10.0, "Seconds to wait for each piece of data.", min=0.1, max=120)
+    deadline_seconds: float = option(
+        10.0, "Wall-clock limit for the whole fetch, all requests together (geocoding included).\n"
+        "Past it the run goes on with a stale cached report or none.", min=1, max=60)
+    open_meteo_url: str = option("https://api.open-meteo.com/v1/forecast", "Forecast endpoint (https).")
+    geocoding_url: str = option("https://geocoding-api.open-meteo.com/v1/search",
+                                "Place-name lookup endpoint (https).")
+    nws_url: str = option("https://api.weather.gov",
+                          "NWS API root (https); its forecast URLs must stay on this host.")
+
+    def check(self) -> Check:
+        from ai_wallpaper.weather_http import url_problem  # no HTTP library is imported by this
+
+        problems: Check = []
+        for key in ("open_meteo_url", "geocoding_url", "nws_url"):
+            url: str = getattr(self, key)
+            problem = url_problem(url)
+            if problem:
+                hint = ("use https://" + url.split("://", 1)[1] if url.lower().startswith("http://")
+                        else "use an https:// URL such as " + getattr(WeatherSettings(), key))
+                problems.append(((key,), f"{url!r} {problem}", hint))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -232,11 +256,32 @@ class Settings:
         return problems
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that can change the image (for run.json and resume checks)."""
-        relevant = {"models": to_plain(self.models), "pipeline": to_plain(self.pipeline),
-                    "output": {k: v for k, v in to_plain(self.output).items()
-                               if k in ("width", "height", "anchor", "upscale_factor")}}
+        """Stable hash of the recipe, everything that can change the image (recorded in run.json)."""
+        relevant = _pick(to_plain(self), RECIPE)
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_recipe_of(self, recorded: Settings) -> Settings:
+        """These settings with `recorded`'s recipe: how `--resume` finishes the image it started while
+        everything that runs commands, writes files or connects anywhere comes from today's config."""
+        data = to_plain(self)
+        picked = _pick(to_plain(recorded), RECIPE)
+        for section, values in picked.items():
+            data[section].update(values)
+        return build_or_raise(Settings, data, Source("<resumed settings>"))
+
+
+# The recipe: the only settings a resumed run takes from its run.json. An allow-list, so that a
+# setting added later (a command, a directory, a server) is never read from a run folder.
+# models.allow_download is left out on purpose: it lets a load reach the network.
+RECIPE: dict[str, tuple[str, ...]] = {
+    "models": ("base", "base_config", "refiner", "refiner_config", "upscaler", "device", "dtype", "memory"),
+    "pipeline": ("txt2img", "refine", "upscale", "enhance"),
+    "output": ("width", "height", "anchor", "upscale_factor"),
+}
+
+
+def _pick(data: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
+    return {section: {k: data[section][k] for k in names} for section, names in keys.items()}
 
 
 def load_settings(path: Path | None) -> tuple[Settings, Source]:

@@ -1,7 +1,11 @@
 """Current weather for the mood: Open-Meteo (default, no key) or NWS, cached, never fatal.
 
-- Requests use short (connect, read) timeouts plus a whole-response deadline and a size cap, so a
-  slow or hostile server cannot stall a run.
+- One fetch (geocoding + forecast, or NWS points + hourly forecast) runs under one wall-clock
+  deadline (`deadline_seconds`), https only, without redirects and with a size cap (see
+  weather_http), so a slow or hostile server cannot stall a run. NWS's follow-up URL must stay on
+  the configured NWS host.
+- Coordinates leave the machine (and name the cache files) rounded by `coarse()` to 2 decimals,
+  about 1 km; Open-Meteo's grid is coarser anyway.
 - A report younger than `cache_minutes` is reused without asking the network ("live").
 - On any failure a cached report up to `stale_hours` old is used and marked "stale"; beyond that
   the result is "absent" and the mood comes from time and season only. A 429's Retry-After is
@@ -13,10 +17,8 @@ Nothing here raises: every problem becomes a warning on the result.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,9 @@ from ai_wallpaper import atomic, log
 from ai_wallpaper.mood import condition_family, condition_from_text
 from ai_wallpaper.plan import WeatherStatus
 from ai_wallpaper.settings import WeatherSettings
+from ai_wallpaper.weather_http import Deadline, WeatherFailure, get_json, origin
 
 logger = log.get(__name__)
-MAX_BODY_BYTES = 1_000_000
-USER_AGENT = "ai-wallpaper/0.1 (desktop wallpaper weather mood)"
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,6 @@ class WeatherResult:
     report: dict[str, Any] | None  # see _open_meteo_report for keys
     location: Location | None
     warnings: tuple[str, ...] = ()
-
-
-class WeatherFailure(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 # --- public entry -----------------------------------------------------------------------------
@@ -70,10 +65,11 @@ def get_weather(settings: WeatherSettings, cache_dir: Path, *, now: datetime | N
 
 def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offline: bool) -> WeatherResult:
     warnings: list[str] = []
+    deadline = Deadline(settings.deadline_seconds)  # one budget for every request below
     location = resolve_location_cached(settings, cache_dir)
     if location is None and settings.location.place and not offline:
         try:
-            location = _geocode(settings, cache_dir, settings.location.place, now)
+            location = _geocode(settings, cache_dir, settings.location.place, now, deadline)
         except WeatherFailure as exc:
             warnings.append(f"weather: could not resolve place {settings.location.place!r}: {exc}")
     if location is None:
@@ -82,7 +78,8 @@ def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offl
                             "mood from time and season only")
         return WeatherResult("absent", None, None, tuple(warnings))
 
-    cache_file = cache_dir / f"{settings.provider}-{location.latitude:.3f}_{location.longitude:.3f}.json"
+    lat, lon = coarse(location.latitude), coarse(location.longitude)
+    cache_file = cache_dir / f"{settings.provider}-{lat:.2f}_{lon:.2f}.json"
     cached = _read_json(cache_file)
     age = _age(cached, now)
     if cached is not None and age is not None and age <= timedelta(minutes=settings.cache_minutes):
@@ -96,7 +93,7 @@ def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offl
         failure = f"rate limited until {backoff_until.isoformat(timespec='seconds')}"
     else:
         try:
-            report = _fetch(settings, location, now)
+            report = _fetch(settings, location, now, deadline)
         except WeatherFailure as exc:
             failure = str(exc)
             if exc.retry_after is not None:
@@ -130,60 +127,22 @@ def resolve_location_cached(settings: WeatherSettings, cache_dir: Path) -> Locat
     return None
 
 
-# --- HTTP ----------------------------------------------------------------------------------------
+def coarse(value: float) -> float:
+    """A coordinate rounded to 2 decimals (about 1 km): all the weather service (or a record) needs."""
+    return round(value, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _get_json(url: str, params: dict[str, Any] | None, settings: WeatherSettings) -> Any:
-    import requests  # imported here: only runs that actually fetch pay for it
-
-    deadline = time.monotonic() + settings.connect_timeout + settings.read_timeout
-    try:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json, application/geo+json"}
-        timeout = (settings.connect_timeout, settings.read_timeout)
-        with requests.get(url, params=params, timeout=timeout, headers=headers, stream=True) as response:
-            if response.status_code == 429:
-                retry = _retry_after(response.headers.get("Retry-After"))
-                raise WeatherFailure("rate limited (HTTP 429)", retry)
-            if response.status_code >= 400:
-                raise WeatherFailure(f"HTTP {response.status_code} from {url}")
-            body = bytearray()
-            for chunk in response.iter_content(chunk_size=16384):
-                body.extend(chunk)
-                if len(body) > MAX_BODY_BYTES:
-                    raise WeatherFailure(f"response from {url} is larger than {MAX_BODY_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise WeatherFailure(f"response from {url} took too long")
-    except requests.Timeout:
-        raise WeatherFailure(f"timed out talking to {url}") from None
-    except requests.RequestException as exc:
-        raise WeatherFailure(f"request to {url} failed: {type(exc).__name__}") from None
-    try:
-        return json.loads(bytes(body).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WeatherFailure(f"invalid JSON from {url}") from None
+# --- providers ---------------------------------------------------------------------------------
 
 
-def _retry_after(value: str | None) -> float:
-    """Seconds from a Retry-After header (seconds or HTTP date); 10 minutes if absent or odd."""
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-            except (TypeError, ValueError):
-                pass
-    return 600.0
-
-
-def _fetch(settings: WeatherSettings, location: Location, now: datetime) -> dict[str, Any]:
+def _fetch(settings: WeatherSettings, location: Location, now: datetime, deadline: Deadline) -> dict[str, Any]:
     if settings.provider == "nws":
-        return _fetch_nws(settings, location, now)
-    data = _get_json(settings.open_meteo_url, {
-        "latitude": f"{location.latitude:.4f}", "longitude": f"{location.longitude:.4f}",
+        return _fetch_nws(settings, location, now, deadline)
+    data = get_json(settings.open_meteo_url, {
+        "latitude": f"{coarse(location.latitude):.2f}", "longitude": f"{coarse(location.longitude):.2f}",
         "current": "temperature_2m,weather_code,wind_speed_10m,is_day",
         "daily": "sunrise,sunset", "timezone": "auto", "forecast_days": 2, "wind_speed_unit": "kmh",
-    }, settings)
+    }, settings, deadline)
     try:
         return _open_meteo_report(data, now)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -227,14 +186,18 @@ def _open_meteo_report(data: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime) -> dict[str, Any]:
+def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime, deadline: Deadline) -> dict[str, Any]:
     root = settings.nws_url.rstrip("/")
-    points = _get_json(f"{root}/points/{location.latitude:.4f},{location.longitude:.4f}", None, settings)
+    points = get_json(f"{root}/points/{coarse(location.latitude):.2f},{coarse(location.longitude):.2f}",
+                      None, settings, deadline)
     try:
         hourly_url = str(points["properties"]["forecastHourly"])
     except (KeyError, TypeError):
         raise WeatherFailure("unexpected NWS points answer (no properties.forecastHourly)") from None
-    forecast = _get_json(hourly_url, None, settings)
+    if origin(hourly_url) != origin(settings.nws_url):  # follow-ups stay on the configured API host
+        raise WeatherFailure(f"NWS answered with a forecast URL on another host ({hourly_url!r}); "
+                             f"only {settings.nws_url!r} is trusted")
+    forecast = get_json(hourly_url, None, settings, deadline)
     try:
         period = forecast["properties"]["periods"][0]
         temp = _num(period["temperature"])
@@ -259,10 +222,11 @@ def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime) -> 
     }
 
 
-def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: datetime) -> Location:
+def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: datetime,
+             deadline: Deadline) -> Location:
     name = place.split(",")[0].strip()  # the API matches a name; the rest narrows the choice
-    data = _get_json(settings.geocoding_url, {"name": name, "count": 10, "language": "en", "format": "json"},
-                     settings)
+    data = get_json(settings.geocoding_url, {"name": name, "count": 10, "language": "en", "format": "json"},
+                    settings, deadline)
     try:
         results = list(data.get("results") or [])
     except AttributeError:

@@ -177,8 +177,12 @@ def test_non_upscaler_files_for_the_upscaler(mpaths: Paths, tiny_sdxl_dir: Path,
         load_upscaler(str(unet), ModelSettings(), mpaths)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a model")
-    with pytest.raises(ModelError, match=r"models\.upscaler: cannot read upscaler .*junk\.pth"):
+    with pytest.raises(ModelError, match=r"models\.upscaler: .*junk\.pth is not a weights file"):
         load_upscaler(str(junk), ModelSettings(), mpaths)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    with pytest.raises(ModelError, match=r"models\.upscaler: .*truncated\.pth is not a weights file"):
+        load_upscaler(str(truncated), ModelSettings(), mpaths)
     with pytest.raises(ModelError, match="is a directory"):
         resolve_source(str(tiny_sdxl_dir), "upscaler", ModelSettings(), mpaths)
 

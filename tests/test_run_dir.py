@@ -13,12 +13,15 @@ from ai_wallpaper.errors import RunError
 from ai_wallpaper.plan import LoraChoice, Plan, Size, ThemeRef
 from ai_wallpaper.run_dir import RUN_JSON, RunDirectory
 
+RUN_ID = "20261202-101010-abcdef"
+
 
 def make_plan() -> Plan:
     return Plan(prompt="p", negative_prompt="n", seed=5, base_size=Size(128, 64), upscaled_size=Size(512, 256),
                 final_size=Size(480, 270), models={"base": "builtin:tiny", "refiner": None, "upscaler": "x"},
                 settings_fingerprint="abc", theme=ThemeRef("k", "K", "c", "why"),
-                loras=(LoraChoice("l", "/f", "00", "style", 0.5, ("tw",), "r"),), token_counts={"prompt": 3})
+                loras=(LoraChoice("l", "/loras/l.safetensors", "00", "style", 0.5, ("tw",), "r"),),
+                token_counts={"prompt": 3})
 
 
 def test_plan_json_round_trip() -> None:
@@ -35,7 +38,7 @@ def test_create_refuses_non_empty_dir(tmp_path: Path) -> None:
 
 
 def test_stage_records_and_images(tmp_path: Path) -> None:
-    run = RunDirectory.create(tmp_path / "run", run_id="r1", plan=make_plan(), settings={"a": 1}, trigger="manual")
+    run = RunDirectory.create(tmp_path / "run", run_id=RUN_ID, plan=make_plan(), settings={"seed": 1}, trigger="manual")
     img = Image.new("RGB", (16, 8), (10, 20, 30))
     run.save_image("base", img, compress_level=1, text={"k": "v"})
     run.mark_stage("base", status="done", seconds=1.23456, peak_rss=300 * 2**20, file="01_base.png")

@@ -48,7 +48,7 @@ def test_good_answer_is_live_and_cached_atomically(server: WeatherServer, paths:
     assert server.count("/v1/forecast") == 1
     assert "ai-wallpaper" in server.headers[0]["User-Agent"]
     files = sorted(p.name for p in paths.weather_cache_dir.iterdir())
-    assert files == ["open-meteo-38.720_-9.140.json"]  # no temp files left behind
+    assert files == ["open-meteo-38.72_-9.14.json"]  # no temp files left behind
     cached = json.loads((paths.weather_cache_dir / files[0]).read_text())
     assert cached["report"] == result.report and cached["fetched_at"] == T0.isoformat()
 
@@ -117,7 +117,7 @@ def test_bad_bodies_are_absent_with_a_reason(
     server.mode = mode
     result = get_weather(settings_for(server), paths.weather_cache_dir, now=T0)
     assert result.status == "absent" and message in result.warnings[0]
-    assert not (paths.weather_cache_dir / "open-meteo-38.720_-9.140.json").exists()
+    assert not (paths.weather_cache_dir / "open-meteo-38.72_-9.14.json").exists()
 
 
 def test_connection_refused_is_absent(paths: Paths) -> None:
@@ -129,7 +129,7 @@ def test_connection_refused_is_absent(paths: Paths) -> None:
 
 def test_corrupt_cache_file_is_ignored(server: WeatherServer, paths: Paths) -> None:
     paths.weather_cache_dir.mkdir(parents=True)
-    (paths.weather_cache_dir / "open-meteo-38.720_-9.140.json").write_text("{not json")
+    (paths.weather_cache_dir / "open-meteo-38.72_-9.14.json").write_text("{not json")
     result = get_weather(settings_for(server), paths.weather_cache_dir, now=T0)
     assert result.status == "live" and server.count("/v1/forecast") == 1
 
@@ -169,7 +169,7 @@ def test_nws_provider(server: WeatherServer, paths: Paths) -> None:
     assert result.status == "live" and result.report is not None
     assert result.report["condition"] == "rain" and result.report["text"] == "Light Rain Likely"
     assert result.report["temperature_c"] == 10.0 and result.report["wind_kmh"] == 24.1
-    assert server.requests == ["/points/38.7200,-9.1400", "/gridpoints/X/1,2/hourly"]
+    assert server.requests == ["/points/38.72,-9.14", "/gridpoints/X/1,2/hourly"]
 
 
 def test_disabled_and_missing_location_make_no_requests(server: WeatherServer, paths: Paths) -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import signal
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ai_wallpaper import log
 from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import Cancelled, ExitCode, RunError, WallpaperError
+from ai_wallpaper.errors import Cancelled, ExitCode, RunError, UsageError, WallpaperError
 from ai_wallpaper.schema import Source, build_or_raise, to_plain
 from ai_wallpaper.settings import Settings
 
@@ -78,10 +76,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--final-width", type=int, help="final width (default 3840)")
     g.add_argument("--final-height", type=int, help="final height (default 2160)")
     g.add_argument("--anchor", help="crop anchor when aspect ratios differ")
-    p.add_argument("--run-id", help=argparse.SUPPRESS)
+    p.add_argument("--run-id", type=_run_id_arg, help=argparse.SUPPRESS)
     p.add_argument("--trigger", default="manual", choices=["manual", "schedule", "catch-up", "next"],
                    help=argparse.SUPPRESS)
     p.set_defaults(func=run)
+
+
+MODEL_FLAGS = ("model", "refiner", "upscaler")
+
+
+def explicit_path(value: str) -> str:
+    """A model typed on the command line as ./name or ../name means the shell's current directory:
+    make it absolute here, because settings never look a model up in the working directory."""
+    if value.startswith(("./", "../", ".\\", "..\\")) or value in (".", ".."):
+        return str(Path.cwd() / value)
+    return value
 
 
 def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -> Settings:
@@ -93,6 +102,8 @@ def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -
             continue
         if flag == "refiner" and value.lower() == "none":
             value = None
+        elif flag in MODEL_FLAGS:
+            value = explicit_path(value)
         node = data
         for part in key[:-1]:
             node = node[part]
@@ -109,8 +120,24 @@ def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -
     return build_or_raise(Settings, data, Source(f"{origin} + command-line overrides"))
 
 
-def _new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+def _run_id_arg(value: str) -> str:
+    from ai_wallpaper.run_record import is_run_id
+
+    if not is_run_id(value):  # it becomes a folder name: no "/", no ".."
+        raise argparse.ArgumentTypeError(f"{value!r} is not a run id (YYYYMMDD-HHMMSS-xxxxxx)")
+    return value
+
+
+def recorded_settings(settings: Settings) -> dict[str, Any]:
+    """Settings as run.json records them: the home location no more precise than the weather uses."""
+    from ai_wallpaper.weather import coarse
+
+    data: dict[str, Any] = to_plain(settings)
+    location = data["weather"]["location"]
+    for key in ("latitude", "longitude"):
+        if location[key] is not None:
+            location[key] = coarse(location[key])
+    return data
 
 
 class _CancelOnSignal:
@@ -148,15 +175,15 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
         print_plan(plan, args.json)
         return int(ExitCode.OK)
     from ai_wallpaper.pipeline import preflight
+    from ai_wallpaper.run_dir import RunDirectory
+    from ai_wallpaper.run_record import new_run_id
 
     preflight(settings, plan, ctx.paths)
-    run_id = args.run_id or _new_run_id()
+    run_id = args.run_id or new_run_id()
     runs_dir = ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir)
     run_path = args.output if args.output else runs_dir / run_id
-    from ai_wallpaper.run_dir import RunDirectory
-
-    run_dir = RunDirectory.create(run_path, run_id=run_id, plan=plan, settings=to_plain(settings),
-                                  trigger=args.trigger)
+    run_dir = RunDirectory.create(run_path, run_id=run_id, plan=plan, settings=recorded_settings(settings),
+                                  trigger=args.trigger, owned=not args.output)
     return _execute(run_dir, settings, args, ctx)
 
 
@@ -169,8 +196,14 @@ def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
     if changing or args.no_enhance:
         raise RunError(f"--resume continues a run exactly as planned; drop {', '.join(changing) or '--no-enhance'}",
                        hint="start a new run to change the prompt, seed or settings")
-    run_dir = RunDirectory.open(args.resume)
-    settings = settings_from_dict(run_dir.record["settings"], file=str(run_dir.path / "run.json"))
+    if not args.resume.is_dir():
+        raise UsageError(f"--resume {args.resume}: no such folder",
+                             hint="pass the run folder a previous run printed (`ai-wallpaper history`)")
+    run_dir = RunDirectory.open(args.resume)  # validated: a foreign or damaged run.json is exit 3
+    recorded = settings_from_dict(run_dir.record["settings"], file=str(run_dir.path / "run.json"))
+    # Only the recipe (models, stages, sizes) comes from the folder; desktop, directories, commands,
+    # downloads and servers come from the current config: a run folder is data, never instructions.
+    settings = ctx.load()[0].with_recipe_of(recorded)
     if run_dir.record.get("status") == "success":
         print(f"{run_dir.path} is already complete: {run_dir.record.get('final')}")
         return int(ExitCode.OK)
@@ -231,15 +264,20 @@ def _execute(run_dir: Any, settings: Settings, args: argparse.Namespace, ctx: Ap
 
 
 def _prune_run_dirs(history: Any, keep: int, runs_dir: Path) -> None:
-    """Remove old run directories beyond history.keep_runs (never favorites, never a folder the
-    user chose with --output). The history rows stay: history is never truncated."""
-    import shutil
+    """Remove old run directories beyond history.keep_runs: only folders the program made and that
+    hold only its files (never favorites, --output folders or anything the user put there).
+    The history rows stay: history is never truncated."""
+    from ai_wallpaper.run_dir import prune_run_folder
 
     for record in history.prunable_runs(keep):
         folder = Path(record.run_dir) if record.run_dir else None
-        if folder is not None and folder.parent == runs_dir and folder.is_dir():
-            shutil.rmtree(folder)
+        if folder is None or not folder.exists():
+            continue
+        kept = prune_run_folder(folder, record.run_id, runs_dir)
+        if kept is None:
             logger.info("pruned old run directory", run_dir=str(folder), pruned_run=record.run_id)
+        else:
+            logger.debug("old run directory kept", run_dir=str(folder), reason=kept)
 
 
 def _record_failure(run_dir: Any, history: Any, run_id: str, error: str) -> None:

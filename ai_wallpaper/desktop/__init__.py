@@ -8,13 +8,14 @@ pruned, but never a favorite, the current one or the previous one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_wallpaper import log
+from ai_wallpaper import atomic, log
 from ai_wallpaper.atomic import atomic_path
 from ai_wallpaper.desktop.detect import detect_desktop, running_processes
 from ai_wallpaper.desktop.runner import CommandResult, Runner, run_command
@@ -28,6 +29,9 @@ __all__ = ["SETTERS", "CommandResult", "Runner", "WallpaperResult", "apply_wallp
 
 logger = log.get(__name__)
 WALLPAPER_PREFIX = "wallpaper-"
+# The copies this program wrote, one name per line: pruning deletes nothing that is not listed here.
+OWNED_LIST = ".ai-wallpaper-owned"
+_COPY_NAME = re.compile(re.escape(WALLPAPER_PREFIX) + r"\d{8}-\d{6}-[A-Za-z0-9._-]+\.[A-Za-z0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class WallpaperResult:
 
 def _unique_target(directory: Path, run_id: str, suffix: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    safe_id = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in run_id)
+    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ".png"
     target = directory / f"{WALLPAPER_PREFIX}{stamp}-{safe_id}{suffix}"
     n = 1
     while target.exists():
@@ -85,10 +90,15 @@ def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run
     if not image.is_file():
         raise DesktopError(f"wallpaper image does not exist: {image}")
     target = _unique_target(paths.wallpapers_dir, run_id, image.suffix or ".png")
+    _remember_owned(paths.wallpapers_dir, target.name)  # before the file exists: never an unlisted copy
     with atomic_path(target) as tmp:
         shutil.copyfile(image, tmp)
-    setter, detail = set_existing_wallpaper(target, settings, runner=runner, env=env, which=which,
-                                            processes=processes)
+    try:
+        setter, detail = set_existing_wallpaper(target, settings, runner=runner, env=env, which=which,
+                                                processes=processes)
+    except BaseException:
+        target.unlink(missing_ok=True)  # our copy, never shown: do not leave it behind
+        raise
     history = History(paths.history_db)
     # After this call `target` is current and the history's current one becomes the previous one.
     current = history.current_wallpaper()
@@ -98,11 +108,29 @@ def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run
     return WallpaperResult(path=target, setter=setter, detail=detail)
 
 
+def _owned_names(directory: Path) -> list[str]:
+    try:
+        text = (directory / OWNED_LIST).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [name for name in text.splitlines() if _COPY_NAME.fullmatch(name)]
+
+
+def _remember_owned(directory: Path, name: str) -> None:
+    names = [*_owned_names(directory), name]
+    atomic.write_text(directory / OWNED_LIST, "".join(f"{n}\n" for n in dict.fromkeys(names)))
+
+
 def prune_wallpapers(directory: Path, *, keep: int, protect: set[Path]) -> list[Path]:
-    """Delete our wallpaper files beyond the newest `keep`, never one in `protect`. Returns the deleted."""
+    """Delete our wallpaper copies beyond the newest `keep`, never one in `protect`. Returns the deleted.
+
+    Only files this program wrote are candidates: named in OWNED_LIST (written before each copy), with
+    our naming pattern, and regular files (not links). Anything else in the folder is never touched.
+    """
     if not directory.is_dir():
         return []
-    ours = sorted((p for p in directory.iterdir() if p.is_file() and p.name.startswith(WALLPAPER_PREFIX)),
+    owned = _owned_names(directory)
+    ours = sorted((p for p in (directory / n for n in owned) if p.is_file() and not p.is_symlink()),
                   key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
     protected = {p.resolve() for p in protect}
     deleted = []
@@ -110,6 +138,9 @@ def prune_wallpapers(directory: Path, *, keep: int, protect: set[Path]) -> list[
         if old.resolve() not in protected:
             old.unlink(missing_ok=True)
             deleted.append(old)
+    gone = {p.name for p in deleted} | {n for n in owned if not (directory / n).exists()}
+    if gone:
+        atomic.write_text(directory / OWNED_LIST, "".join(f"{n}\n" for n in owned if n not in gone))
     if deleted:
         logger.info("pruned old wallpapers", count=len(deleted), keep=keep)
     return deleted

@@ -1,0 +1,159 @@
+"""Hostile model files through the CLI: a pickle that would run code, TorchScript archives, the cwd.
+
+The pickles are real: unpickling them with plain `pickle`/`torch.load(weights_only=False)` creates a
+marker file. Every test asserts the marker never appears and the CLI exits with the model code (4).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ai_wallpaper.cli import main
+from ai_wallpaper.model_files import sniff
+from ai_wallpaper.paths import Paths
+from tests.test_pipeline import SMALL, write_settings
+
+
+class _Payload:
+    """Unpickling this calls Path.touch(marker): the shape of every pickle exploit."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def malicious_pickle(target: Path, marker: Path, state: dict[str, torch.Tensor] | None = None) -> Path:
+    """A torch.save zip whose state dict also carries the payload (as real exploit files do)."""
+    torch.save({**(state or {"w": torch.zeros(2)}), "payload": _Payload(marker)}, target)
+    return target
+
+
+def torchscript_archive(target: Path) -> Path:
+    torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 3, 3)), str(target))
+    return target
+
+
+def _generate(paths: Paths, *flags: str, settings: dict[str, Any] | None = None) -> int:
+    cfg = write_settings(paths, settings or SMALL)
+    return main(["generate", "--config", str(cfg), "--no-wallpaper", *flags])
+
+
+def test_the_payload_is_real(tmp_path: Path) -> None:
+    """Guard: the test pickle really runs code when loaded unsafely, so the tests below mean something."""
+    marker = tmp_path / "marker"
+    file = malicious_pickle(tmp_path / "x.pth", marker)
+    torch.load(file, weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".ckpt", ".pt"])
+def test_pickled_upscaler_never_runs_code(paths_with_models: Paths, tmp_path: Path, suffix: str,
+                                          tiny_upscaler_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file
+
+    marker = tmp_path / "marker"
+    # Real upscaler weights plus the payload: a loader that did not refuse would build the model.
+    file = malicious_pickle(tmp_path / f"up{suffix}", marker, dict(load_file(str(tiny_upscaler_file))))
+    code = _generate(paths_with_models, "--upscaler", str(file), "--output", str(tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "models.upscaler" in err and "refused" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_pickled_single_file_checkpoint_never_runs_code(paths_with_models: Paths, tmp_path: Path,
+                                                        tiny_sdxl_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "marker"
+    file = malicious_pickle(tmp_path / "sdxl.ckpt", marker)
+    settings = {**SMALL, "models": {**SMALL["models"], "base": str(file), "base_config": str(tiny_sdxl_dir)}}
+    code = _generate(paths_with_models, "--output", str(tmp_path / "run"), settings=settings)
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "models.base" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("component", ["unet", "text_encoder"])
+def test_pickled_bin_inside_a_diffusers_folder_never_runs_code(paths_with_models: Paths, tmp_path: Path,
+                                                               tiny_sdxl_dir: Path, component: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file
+
+    marker = tmp_path / "marker"
+    model = tmp_path / "model"
+    shutil.copytree(tiny_sdxl_dir, model)
+    weights = next((model / component).glob("*.safetensors"))
+    state = dict(load_file(str(weights)))
+    weights.unlink()
+    bin_name = "diffusion_pytorch_model.bin" if component == "unet" else "pytorch_model.bin"
+    malicious_pickle(model / component / bin_name, marker, state)
+    code = _generate(paths_with_models, "--model", str(model), "--output", str(tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "models.base" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("role", "suffix"), [("upscaler", ".pt"), ("upscaler", ".pth"), ("upscaler", ".safetensors"),
+                                              ("base", ".ckpt"), ("base", ".safetensors")])
+def test_torchscript_is_refused_before_torch_jit_load(paths_with_models: Paths, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, role: str, suffix: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    archive = torchscript_archive(tmp_path / f"model{suffix}")
+    assert sniff(archive) == "torchscript"
+    calls: list[object] = []
+    monkeypatch.setattr(torch.jit, "load", lambda *a, **k: calls.append(a))
+    cfg = write_settings(paths_with_models, {**SMALL, "models": {**SMALL["models"], role: str(archive)}})
+    code = main(["generate", "--config", str(cfg), "--no-wallpaper", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "TorchScript" in err and f"models.{role}" in err and "Traceback" not in err
+    assert calls == []
+    assert not (tmp_path / "run").exists()
+
+
+def test_plain_pt_state_dict_upscaler_works(paths_with_models: Paths, tmp_path: Path,
+                                            tiny_upscaler_file: Path) -> None:
+    from safetensors.torch import load_file
+
+    file = tmp_path / "up.pt"
+    # RealESRGAN releases nest the weights under "params_ema": spandrel's canonicalisation unwraps it.
+    torch.save({"params_ema": dict(load_file(str(tiny_upscaler_file)))}, file)
+    assert sniff(file) == "torch-zip"
+    settings = {**SMALL, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
+    assert _generate(paths_with_models, "--upscaler", str(file), "--output", str(tmp_path / "run"),
+                     settings=settings) == 0
+    assert (tmp_path / "run" / "05_final_4k.png").is_file()
+
+
+def test_model_names_are_not_looked_up_in_the_working_directory(
+        paths_with_models: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_upscaler_file: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    shutil.copy(tiny_upscaler_file, cwd / "RealESRGAN_x4plus.safetensors")
+    monkeypatch.chdir(cwd)
+    settings = {**SMALL, "models": {**SMALL["models"], "upscaler": "RealESRGAN_x4plus.safetensors"}}
+    cfg = write_settings(paths_with_models, settings)
+    assert main(["generate", "--config", str(cfg), "--no-wallpaper", "--output", str(tmp_path / "r")]) == 4
+    err = capsys.readouterr().err
+    assert str(paths_with_models.models_dir / "RealESRGAN_x4plus.safetensors") in err
+    assert str(cwd) not in err
+    # an explicit ./path typed on the command line is the shell's directory, and is honoured
+    assert main(["generate", "--config", str(cfg), "--no-wallpaper", "--no-enhance", "--output", str(tmp_path / "r1"),
+                 "--upscaler", "./RealESRGAN_x4plus.safetensors"]) == 0
+    # and the models folder is where a bare name is found
+    paths_with_models.models_dir.mkdir(parents=True)
+    shutil.copy(tiny_upscaler_file, paths_with_models.models_dir / "RealESRGAN_x4plus.safetensors")
+    assert main(["generate", "--config", str(cfg), "--dry-run"]) == 0
+    assert main(["generate", "--config", str(cfg), "--no-wallpaper", "--no-enhance",
+                 "--output", str(tmp_path / "r2")]) == 0
