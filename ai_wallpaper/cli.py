@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -63,11 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args, ctx)
         return code
     except WallpaperError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _error("interrupted")
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        _silence_stdout()
+        _error("error: standard output was closed before everything was printed "
+               "(whatever ran has been recorded: see `ai-wallpaper history`)")
+        return int(ExitCode.FAILURE)
+    except Exception as exc:  # a bug: one line for the user, the traceback in the debug log
+        logsetup.get(__name__).debug("unexpected error", exc_info=exc)
+        _error(f"error: unexpected {type(exc).__name__}: {exc}\n"
+               "  hint: this is a bug in ai-wallpaper; rerun with --log-level debug for the details and report it")
+        return int(ExitCode.FAILURE)
+
+
+def _error(text: str) -> None:
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ stages whose files are complete on disk.
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ai_wallpaper import __version__, atomic
-from ai_wallpaper.errors import RunError
+from ai_wallpaper.errors import ConfigError, RunError
 from ai_wallpaper.plan import Plan
 from ai_wallpaper.run_record import RECORD_FORMAT, RUN_JSON, STAGE_FILES, read_record
 
@@ -52,10 +53,15 @@ class RunDirectory:
     def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str,
                owned: bool = True) -> RunDirectory:
         """owned: the program chose this folder (not --output), so pruning may remove it later."""
-        if path.exists() and any(path.iterdir()):
-            raise RunError(f"run directory {path} already exists and is not empty",
-                           hint=f"choose another --output, or continue it with --resume {path}")
-        path.mkdir(parents=True, exist_ok=True)
+        problem = new_folder_problem(path)
+        if problem:
+            raise RunError(problem, hint=f"choose another --output, or continue it with --resume {path}")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(path)  # a run killed during its very first write left these
+        except OSError as exc:
+            raise RunError(f"cannot create the run directory {path}: {exc.strerror}",
+                           hint="check the folder's permissions and free space, or choose another --output") from None
         if owned:
             atomic.write_text(path / OWNER_MARKER, run_id + "\n")
         record: dict[str, Any] = {
@@ -80,9 +86,13 @@ class RunDirectory:
     def open(cls, path: Path) -> RunDirectory:
         file = path / RUN_JSON
         if not file.is_file():
-            raise RunError(f"{path} is not a run directory (no {RUN_JSON})",
-                           hint="pass the folder a previous `generate --save-stages` run printed")
-        return cls(path, read_record(file))
+            raise ConfigError(f"{path} is not a run directory (no {RUN_JSON})",
+                              hint="pass the folder a previous run printed (`ai-wallpaper history` lists them); "
+                                   "a run killed before its first record can simply be started again there "
+                                   "with --output")
+        run = cls(path, read_record(file))
+        remove_stale_temp_files(path)  # half-written files of the interrupted run
+        return run
 
     # --- record --------------------------------------------------------------------------------
     @property
@@ -163,6 +173,42 @@ class RunDirectory:
             if stage != "final":
                 (self.path / name).unlink(missing_ok=True)
         (self.path / BASE_LATENTS).unlink(missing_ok=True)
+
+
+# --- folder rules ---------------------------------------------------------------------------------
+def new_folder_problem(path: Path) -> str | None:
+    """Why `path` cannot hold a new run, or None. Leftovers of a run killed during its very first
+    write (our marker, our temp files) do not count: such a folder can be used again."""
+    if path.is_symlink() and not path.is_dir():
+        return f"{path} is a dangling link"
+    if path.exists() and not path.is_dir():
+        return f"{path} exists and is not a folder"
+    if path.is_dir():
+        try:
+            names = [e.name for e in path.iterdir()]
+        except OSError as exc:
+            return f"cannot read the folder {path}: {exc.strerror}"
+        foreign = [n for n in names if n != OWNER_MARKER and not _is_our_temp_file(n)]
+        if foreign:
+            return f"run directory {path} already exists and is not empty"
+    ancestor = path
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a folder, so {path} cannot be created"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable, so no run can be saved in {path}"
+    return None
+
+
+def remove_stale_temp_files(folder: Path) -> list[str]:
+    """Delete our half-written temp files (".<name>.<random>.part") left in a run folder by a kill."""
+    removed = []
+    for entry in folder.iterdir():
+        if _is_our_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
 
 
 # --- pruning -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_wallpaper import log
-from ai_wallpaper.errors import ConfigError, WallpaperError
+from ai_wallpaper.errors import ConfigError, UsageError
 from ai_wallpaper.mood import mood_phrases
 from ai_wallpaper.plan import ThemeRef
 from ai_wallpaper.schema import Problem, Source, build, dotted, load_yaml
@@ -104,7 +104,7 @@ def themes_from_text(text: str, file: str = "<text>") -> ThemeLibrary:
 # --- selection --------------------------------------------------------------------------------
 
 
-def unknown_theme_error(library: ThemeLibrary, key: str) -> WallpaperError:
+def unknown_theme_error(library: ThemeLibrary, key: str) -> UsageError:
     by_name = {t.name.lower(): k for k, t in library.themes.items()}
     close = difflib.get_close_matches(key.lower(), list(library.themes), n=5, cutoff=0.5)
     close += [by_name[n] for n in difflib.get_close_matches(key.lower(), list(by_name), n=3, cutoff=0.5)]
@@ -112,7 +112,7 @@ def unknown_theme_error(library: ThemeLibrary, key: str) -> WallpaperError:
     unique = list(dict.fromkeys(close))[:6]
     listing = "`ai-wallpaper themes list` shows all"
     hint = f"close matches: {', '.join(unique)}; {listing}" if unique else listing
-    return WallpaperError(f"unknown theme {key!r} (in {library.file})", hint=hint)
+    return UsageError(f"unknown theme {key!r} (in {library.file})", hint=hint)
 
 
 def theme_weights(

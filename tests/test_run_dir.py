@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ai_wallpaper import atomic
-from ai_wallpaper.errors import RunError
+from ai_wallpaper.errors import ConfigError, RunError
 from ai_wallpaper.plan import LoraChoice, Plan, Size, ThemeRef
 from ai_wallpaper.run_dir import RUN_JSON, RunDirectory
 
@@ -54,7 +54,7 @@ def test_stage_records_and_images(tmp_path: Path) -> None:
 
 
 def test_open_rejects_non_run_dir(tmp_path: Path) -> None:
-    with pytest.raises(RunError, match="not a run directory"):
+    with pytest.raises(ConfigError, match="not a run directory"):
         RunDirectory.open(tmp_path)
 
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ai_wallpaper import log
 from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import Cancelled, ExitCode, RunError, UsageError, WallpaperError
+from ai_wallpaper.errors import ConfigError, ExitCode, UsageError
 from ai_wallpaper.schema import Source, build_or_raise, to_plain
 from ai_wallpaper.settings import Settings
 
@@ -117,7 +113,11 @@ def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -
         changed = True
     if not changed:
         return settings
-    return build_or_raise(Settings, data, Source(f"{origin} + command-line overrides"))
+    try:
+        return build_or_raise(Settings, data, Source(f"{origin} + command-line overrides"))
+    except ConfigError as exc:  # the file itself loaded: what is wrong now is a flag's value
+        raise UsageError("invalid command-line value(s):\n" + "\n".join(f"  - {p}" for p in exc.problems),
+                         hint="the bounds are the settings' own: `ai-wallpaper config sample` lists them") from None
 
 
 def _run_id_arg(value: str) -> str:
@@ -140,27 +140,6 @@ def recorded_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
-class _CancelOnSignal:
-    """SIGTERM/SIGINT request a cancel at the next step; the run is then recorded as cancelled."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __enter__(self) -> _CancelOnSignal:
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():  # a second signal: stop now
-            raise KeyboardInterrupt
-        logger.warning("cancel requested; stopping at the next step", signal=signal.Signals(signum).name)
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-
-
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.commands.plan_cmd import print_plan, request_from_args
     from ai_wallpaper.planner import make_plan
@@ -170,6 +149,12 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.resume:
         return _resume(args, ctx)
     settings = apply_overrides(settings, args, source.file)
+    if args.output is not None and not args.dry_run:
+        from ai_wallpaper.run_dir import new_folder_problem
+
+        if problem := new_folder_problem(args.output):  # before the weather, the plan and any model
+            raise UsageError(f"--output: {problem}", hint="choose an empty or new folder you can write to, "
+                                                          f"or continue a run there with --resume {args.output}")
     plan = make_plan(ctx, settings, request_from_args(args))
     if args.dry_run:
         print_plan(plan, args.json)
@@ -184,7 +169,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     run_path = args.output if args.output else runs_dir / run_id
     run_dir = RunDirectory.create(run_path, run_id=run_id, plan=plan, settings=recorded_settings(settings),
                                   trigger=args.trigger, owned=not args.output)
-    return _execute(run_dir, settings, args, ctx)
+    return _execute(run_dir, settings, args, ctx, save_stages=settings.output.save_stages)
 
 
 def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
@@ -194,7 +179,7 @@ def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
     changing = [f"--{k.replace('_', '-')}" for k in (*OVERRIDES, "prompt", "seed", "theme")
                 if getattr(args, k, None) is not None]
     if changing or args.no_enhance:
-        raise RunError(f"--resume continues a run exactly as planned; drop {', '.join(changing) or '--no-enhance'}",
+        raise UsageError(f"--resume continues a run exactly as planned; drop {', '.join(changing) or '--no-enhance'}",
                        hint="start a new run to change the prompt, seed or settings")
     if not args.resume.is_dir():
         raise UsageError(f"--resume {args.resume}: no such folder",
@@ -210,87 +195,9 @@ def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
     return _execute(run_dir, settings, args, ctx, save_stages=args.save_stages or settings.output.save_stages)
 
 
-def _execute(run_dir: Any, settings: Settings, args: argparse.Namespace, ctx: AppContext,
-             save_stages: bool | None = None) -> int:
-    from ai_wallpaper.history import History
-    from ai_wallpaper.pipeline import PipelineOptions, run_pipeline
-    from ai_wallpaper.progress import terminal_stream
+def _execute(run_dir: Any, settings: Settings, args: argparse.Namespace, ctx: AppContext, *,
+             save_stages: bool) -> int:
+    from ai_wallpaper.commands.run_execution import ExecuteOptions, execute
 
-    run_id = run_dir.run_id
-    log.bind_run(run_id)
-    history = History(ctx.paths.history_db)
-    history.start_run(run_id, trigger=args.trigger, plan=run_dir.record["plan"], run_dir=str(run_dir.path))
-    plan = run_dir.plan
-    logger.info("run started", run_dir=str(run_dir.path), seed=plan.seed,
-                theme=plan.theme.key if plan.theme else None, self_test=plan.self_test)
-    try:
-        with _CancelOnSignal() as cancel:
-            opts = PipelineOptions(save_stages=settings.output.save_stages if save_stages is None else save_stages,
-                                   progress_stream=terminal_stream(), cancel=cancel.event.is_set)
-            result = run_pipeline(run_dir, settings, ctx.paths, opts)
-    except (Cancelled, KeyboardInterrupt):
-        run_dir.finish("cancelled", error="cancelled by signal")
-        history.finish_run(run_id, status="cancelled", error="cancelled by signal")
-        print(f"cancelled; resume with: ai-wallpaper generate --resume {run_dir.path}", file=sys.stderr)
-        return int(ExitCode.INTERRUPTED)
-    except WallpaperError as exc:
-        _record_failure(run_dir, history, run_id, str(exc))
-        raise
-    except Exception as exc:
-        logger.exception("run failed")
-        _record_failure(run_dir, history, run_id, f"{type(exc).__name__}: {exc}")
-        raise RunError(f"run {run_id} failed: {type(exc).__name__}: {exc}",
-                       hint=f"see the log above; resume with --resume {run_dir.path}") from exc
-    timings = {name: float(entry.get("seconds", 0.0)) for name, entry in result.stages.items()}
-    outputs = {name: str(run_dir.path / entry["file"]) for name, entry in result.stages.items()
-               if entry.get("file") and (run_dir.path / entry["file"]).exists()}
-    wallpaper = None
-    if not args.no_wallpaper:
-        from ai_wallpaper.desktop import apply_wallpaper
-
-        try:
-            applied = apply_wallpaper(result.final, settings.desktop, ctx.paths, run_id=run_id)
-        except WallpaperError as exc:
-            history.finish_run(run_id, status="failed", outputs=outputs, timings=timings,
-                               error=f"image saved, setting the wallpaper failed: {exc}")
-            raise
-        wallpaper = str(applied.path)
-        print(f"wallpaper: {applied.detail}")
-    history.finish_run(run_id, status="success", outputs=outputs, timings=timings, wallpaper=wallpaper)
-    _prune_run_dirs(history, settings.history.keep_runs, ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir))
-    _print_summary(result, plan.self_test)
-    log.unbind_run()
-    return int(ExitCode.OK)
-
-
-def _prune_run_dirs(history: Any, keep: int, runs_dir: Path) -> None:
-    """Remove old run directories beyond history.keep_runs: only folders the program made and that
-    hold only its files (never favorites, --output folders or anything the user put there).
-    The history rows stay: history is never truncated."""
-    from ai_wallpaper.run_dir import prune_run_folder
-
-    for record in history.prunable_runs(keep):
-        folder = Path(record.run_dir) if record.run_dir else None
-        if folder is None or not folder.exists():
-            continue
-        kept = prune_run_folder(folder, record.run_id, runs_dir)
-        if kept is None:
-            logger.info("pruned old run directory", run_dir=str(folder), pruned_run=record.run_id)
-        else:
-            logger.debug("old run directory kept", run_dir=str(folder), reason=kept)
-
-
-def _record_failure(run_dir: Any, history: Any, run_id: str, error: str) -> None:
-    run_dir.finish("failed", error=error)
-    history.finish_run(run_id, status="failed", error=error)
-
-
-def _print_summary(result: Any, self_test: bool) -> None:
-    print(f"final image: {result.final}")
-    print(f"run directory: {result.run_dir}")
-    print(f"{'stage':<10} {'status':<8} {'seconds':>8} {'peak RSS MB':>12}")
-    for name, entry in result.stages.items():
-        print(f"{name:<10} {entry['status']:<8} {entry.get('seconds', 0):>8.1f} {entry.get('peak_rss_mb', 0):>12.0f}")
-    print(f"total {result.seconds:.1f}s")
-    if self_test:
-        print("note: built-in self-test model (random weights) - the image is not meaningful")
+    return execute(run_dir, settings, ctx, ExecuteOptions(trigger=args.trigger, set_wallpaper=not args.no_wallpaper,
+                                                          save_stages=save_stages))

@@ -1,0 +1,166 @@
+"""Running a prepared run folder: the pipeline, the wallpaper, history bookkeeping, pruning, the summary.
+
+The bookkeeping rule: once a run's history row exists, it ends in a final state whatever happens —
+success, failed (with the human reason) or cancelled — also on an unexpected exception, a second
+Ctrl-C or a closed stdout. All records are written before anything is printed, so losing the
+terminal (`generate ... | head -0`, a dead daemon's pipe) never leaves a row "running".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ai_wallpaper import log
+from ai_wallpaper.context import AppContext
+from ai_wallpaper.errors import Cancelled, ExitCode, RunError, WallpaperError
+from ai_wallpaper.history import FinalStatus, History
+from ai_wallpaper.run_dir import RunDirectory, prune_run_folder
+from ai_wallpaper.settings import Settings
+
+logger = log.get(__name__)
+
+
+@dataclass(frozen=True)
+class ExecuteOptions:
+    trigger: str
+    set_wallpaper: bool
+    save_stages: bool
+
+
+class CancelOnSignal:
+    """SIGTERM/SIGINT request a cancel at the next step; the run is then recorded as cancelled."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> CancelOnSignal:
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():  # a second signal: stop now
+            raise KeyboardInterrupt
+        logger.warning("cancel requested; stopping at the next step", signal=signal.Signals(signum).name)
+        self.event.set()
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def final_state(exc: BaseException) -> tuple[FinalStatus, str]:
+    """The history status and human reason for a run that ended with `exc`."""
+    if isinstance(exc, Cancelled | KeyboardInterrupt):
+        return "cancelled", "cancelled by signal"
+    if isinstance(exc, WallpaperError):
+        return "failed", exc.message
+    if isinstance(exc, BrokenPipeError):
+        return "failed", "output closed (broken pipe) before the run finished"
+    return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: ExecuteOptions) -> int:
+    from ai_wallpaper.pipeline import PipelineOptions, run_pipeline
+    from ai_wallpaper.progress import terminal_stream
+
+    run_id = run_dir.run_id
+    log.bind_run(run_id)
+    history = History(ctx.paths.history_db)
+    history.start_run(run_id, trigger=opts.trigger, plan=run_dir.record["plan"], run_dir=str(run_dir.path))
+    plan = run_dir.plan
+    logger.info("run started", run_dir=str(run_dir.path), seed=plan.seed,
+                theme=plan.theme.key if plan.theme else None, self_test=plan.self_test)
+    wallpaper_detail: str | None = None
+    try:
+        # 1. every stage not yet done
+        with CancelOnSignal() as cancel:
+            pipeline_opts = PipelineOptions(save_stages=opts.save_stages, progress_stream=terminal_stream(),
+                                            cancel=cancel.event.is_set)
+            result = run_pipeline(run_dir, settings, ctx.paths, pipeline_opts)
+        timings = {name: float(entry.get("seconds", 0.0)) for name, entry in result.stages.items()}
+        outputs = {name: str(run_dir.path / entry["file"]) for name, entry in result.stages.items()
+                   if entry.get("file") and (run_dir.path / entry["file"]).exists()}
+        # 2. the desktop
+        wallpaper = None
+        if opts.set_wallpaper:
+            from ai_wallpaper.desktop import apply_wallpaper
+
+            try:
+                applied = apply_wallpaper(result.final, settings.desktop, ctx.paths, run_id=run_id)
+            except WallpaperError as exc:
+                history.finish_run(run_id, status="failed", outputs=outputs, timings=timings,
+                                   error=f"image saved, setting the wallpaper failed: {exc.message}")
+                raise
+            wallpaper, wallpaper_detail = str(applied.path), applied.detail
+        # 3. records, then pruning (never fails the run)
+        history.finish_run(run_id, status="success", outputs=outputs, timings=timings, wallpaper=wallpaper)
+    except BaseException as exc:
+        status, error = final_state(exc)
+        try:
+            if run_dir.record.get("status") == "running":
+                run_dir.finish(status, error=error)
+        except OSError as write_error:  # a full or vanished disk must not keep the history row open
+            logger.warning("could not update run.json", error=write_error.strerror)
+        history.finish_if_running(run_id, status=status, error=error)
+        log.unbind_run()
+        if status == "cancelled":
+            _say(f"cancelled; resume with: ai-wallpaper generate --resume {run_dir.path}")
+            return int(ExitCode.INTERRUPTED)
+        if isinstance(exc, WallpaperError | BrokenPipeError):
+            raise
+        logger.error("run failed", error=error, exc_info=exc)
+        raise RunError(f"run {run_id} failed: {error}",
+                       hint=f"see the log above; resume with --resume {run_dir.path}") from exc
+    _prune_run_dirs(history, settings.history.keep_runs, ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir))
+    log.unbind_run()
+    # 4. only now the terminal: nothing below can leave a record unfinished
+    if wallpaper_detail:
+        print(f"wallpaper: {wallpaper_detail}")
+    _print_summary(result, plan.self_test)
+    return int(ExitCode.OK)
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):  # stderr is gone too; the record already says it all
+        print(line, file=sys.stderr)
+
+
+def _prune_run_dirs(history: History, keep: int, runs_dir: Path) -> None:
+    """Remove old run directories beyond history.keep_runs: only folders the program made and that
+    hold only its files (never favorites, --output folders or anything the user put there).
+    The history rows stay: history is never truncated."""
+    try:
+        prunable = history.prunable_runs(keep)
+    except Exception as exc:  # a finished run stays finished: pruning is housekeeping
+        logger.warning("could not list old runs to prune", error=repr(exc))
+        return
+    for record in prunable:
+        folder = Path(record.run_dir) if record.run_dir else None
+        if folder is None or not folder.exists():
+            continue
+        try:
+            kept = prune_run_folder(folder, record.run_id, runs_dir)
+        except OSError as exc:
+            kept = f"{exc.strerror}"
+        if kept is None:
+            logger.info("pruned old run directory", run_dir=str(folder), pruned_run=record.run_id)
+        else:
+            logger.debug("old run directory kept", run_dir=str(folder), reason=kept)
+
+
+def _print_summary(result: Any, self_test: bool) -> None:
+    print(f"final image: {result.final}")
+    print(f"run directory: {result.run_dir}")
+    print(f"{'stage':<10} {'status':<8} {'seconds':>8} {'peak RSS MB':>12}")
+    for name, entry in result.stages.items():
+        print(f"{name:<10} {entry['status']:<8} {entry.get('seconds', 0):>8.1f} {entry.get('peak_rss_mb', 0):>12.0f}")
+    print(f"total {result.seconds:.1f}s")
+    if self_test:
+        print("note: built-in self-test model (random weights) - the image is not meaningful")
