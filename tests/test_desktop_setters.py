@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ai_wallpaper.desktop import CommandResult, apply_wallpaper, run_command, set_existing_wallpaper
-from ai_wallpaper.desktop.setters import kde_script, windows_script
+from ai_wallpaper.desktop import OWNED_LIST, CommandResult, apply_wallpaper, run_command, set_existing_wallpaper
+from ai_wallpaper.desktop.setters import MACOS_SCRIPT, kde_script, windows_script
 from ai_wallpaper.errors import DesktopError
 from ai_wallpaper.history import History
 from ai_wallpaper.paths import Paths
@@ -113,13 +113,16 @@ def test_simple_setters_exact_argv() -> None:
     assert run_setter("lxde") == [["pcmanfm", f"--set-wallpaper={IMG}", "--wallpaper-mode=crop"]]
     assert run_setter("feh", mode="center") == [["feh", "--no-fehbg", "--bg-center", str(IMG)]]
     assert run_setter("xwallpaper") == [["xwallpaper", "--zoom", str(IMG)]]
-    assert run_setter("sway") == [["swaymsg", f'output * bg "{IMG}" fill']]
-    tell = f'tell application "System Events" to tell every desktop to set picture to "{IMG}"'
-    assert run_setter("macos") == [["osascript", "-e", tell]]
+    # sway: shell single quotes (for sway's wordexp) inside sway double quotes (see tests/test_injection_sway.py)
+    assert run_setter("sway") == [["swaymsg", f"output * bg \"'{IMG}'\" fill"]]
+    assert run_setter("macos") == [["osascript", "-e", "on run argv", "-e", "set imagePath to item 1 of argv",
+                                    "-e", MACOS_SCRIPT[2], "-e", "end run", str(IMG)]]
+    assert 'tell every desktop to set picture to imagePath' in MACOS_SCRIPT[2]
+    # Windows: the path is in the child's environment, never in the script (see tests/test_injection.py)
     assert run_setter("windows", mode="tile") == [["powershell", "-NoProfile", "-NonInteractive", "-Command",
-                                                   windows_script(IMG, "tile")]]
-    ps = windows_script(Path("C:/it's/w.png"), "tile")
-    assert "SystemParametersInfo(20, 0, 'C:/it''s/w.png', 3)" in ps and "-Name TileWallpaper -Value '1'" in ps
+                                                   windows_script("tile")]]
+    ps = windows_script("tile")
+    assert str(IMG) not in ps and "-Name TileWallpaper -Value '1'" in ps
 
 
 def test_wayland_daemons() -> None:
@@ -184,7 +187,7 @@ def test_apply_uses_new_name_each_time_and_prunes(image: Path, paths: Paths) -> 
         os.utime(result.path, (1000 + i, 1000 + i))  # distinct mtimes, oldest first
         if i == 0:
             history.set_favorite("run0", True)
-    remaining = sorted(paths.wallpapers_dir.iterdir())
+    remaining = sorted(p for p in paths.wallpapers_dir.iterdir() if p.name != OWNED_LIST)
     # kept: the favorite (run0), the newest two (run3 = previous, run4 = current)
     assert remaining == sorted([made[0], made[3], made[4]])
     assert history.previous_wallpaper() == made[3]

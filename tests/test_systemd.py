@@ -1,10 +1,13 @@
-"""systemd units: shipped copies match the renderer, every directive is commented, systemd-analyze
-verifies what `install-service` writes, and cron lines convert to valid OnCalendar expressions."""
+"""systemd units: shipped copies match the renderer, every directive is commented, the hardening is in
+both services, systemd-analyze verifies what `install-service` writes, hostile interpreter and config
+paths round-trip through systemd's quoting, and cron lines convert to valid OnCalendar expressions."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from ai_wallpaper.commands.daemon_cmd import ONESHOT, SERVICE, TIMER, on_calendar, render_units
-from ai_wallpaper.errors import ConfigError
+from ai_wallpaper.commands.service_units import _quote_exec, environment_assignment, systemd_word
+from ai_wallpaper.errors import ConfigError, WallpaperError
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import ScheduleSettings, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_EXEC = "%h/.local/bin/ai-wallpaper"
+HARDENING = ("UMask=0077", "NoNewPrivileges=yes", "LockPersonality=yes", "RestrictSUIDSGID=yes")
+# Every character systemd's command-line syntax gives a meaning: specifiers, variables, quotes, escapes.
+HOSTILE = "cfg %h %% $HOME ${HOME} $$ \"dq\" 'sq' \\b \\n ; x\\; `id` $(id) tab\t ü"
 
 
 def _analyze() -> str:
@@ -27,6 +34,94 @@ def _analyze() -> str:
     return binary
 
 
+def _verify(*units: Path, home: Path | None = None) -> None:
+    """systemd-analyze verify exits 0 even for ignored settings, so its warnings count as failures."""
+    env = {**os.environ, **({"HOME": str(home)} if home else {})}
+    proc = subprocess.run([_analyze(), "verify", *map(str, units)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not re.search(r"ignoring|Unknown|not executable|special characters", proc.stderr), proc.stderr
+
+
+# --- a reference parser for systemd.syntax(7) "Quoting" and systemd.service(5) "Command lines" -------
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
+            '"': '"', "'": "'", "s": " "}
+
+
+def split_words(text: str) -> list[str]:
+    """Words with quotes removed and C escapes applied. Strict: a quote may only open a word and close
+    it (followed by a blank or the end), unknown escapes are errors, a lone unquoted ';' is an error."""
+    words: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i == n:
+            return words
+        quote = text[i] if text[i] in "\"'" else None
+        i += 1 if quote else 0
+        word: list[str] = []
+        while True:
+            assert i < n or quote is None, f"unterminated quote in {text!r}"
+            if i == n or (quote is None and text[i] in " \t"):
+                break
+            c = text[i]
+            if c == quote:
+                i += 1
+                assert i == n or text[i] in " \t", f"closing quote inside a word: {text!r}"
+                break
+            assert quote is not None or c not in "\"'", f"quote inside an unquoted word: {text!r}"
+            if c == "\\":
+                e = text[i + 1]
+                if e == "x":
+                    word.append(chr(int(text[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                word.append(_ESCAPES[e])
+                i += 2
+                continue
+            word.append(c)
+            i += 1
+        assert quote or "".join(word) != ";", "a lone ';' separates commands"
+        words.append("".join(word))
+
+
+def expand_specifiers(word: str, home: str) -> str:
+    # systemd.unit(5): only the specifiers our units may contain are known here; others are errors.
+    return re.sub(r"%(.)", lambda m: {"%": "%", "h": home}[m.group(1)], word)
+
+
+def expand_variables(word: str) -> str:
+    """'$$' is a '$'. Any other '$' would be substituted by systemd: our writer must never leave one."""
+    parts = word.split("$$")
+    assert all("$" not in p for p in parts), f"unescaped '$' in {word!r}"
+    return "$".join(parts)
+
+
+def parse_exec(line: str, home: str) -> tuple[str, list[str]]:
+    """(program path, argv) that systemd runs for `ExecStart=<line>`."""
+    words = split_words(line)
+    first = expand_specifiers(words[0], home)
+    prefixes = re.match(r"[-@:+!]*", first).group(0)  # type: ignore[union-attr]
+    program = first[len(prefixes):]
+    rest = [expand_specifiers(w, home) for w in words[1:]]
+    argv = rest if "@" in prefixes else [program, *rest]
+    if ":" not in prefixes:
+        argv = [expand_variables(a) for a in argv]
+    return program, argv
+
+
+def exec_lines(unit_text: str) -> list[str]:
+    return [line.removeprefix("ExecStart=") for line in unit_text.splitlines() if line.startswith("ExecStart=")]
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile("/bin/true", path)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+# --- shipped units ----------------------------------------------------------------------------------
 def test_shipped_units_are_the_rendered_ones() -> None:
     for name, text in render_units(SHIPPED_EXEC, Settings().schedule).items():
         assert (REPO / "systemd" / name).read_text() == text, f"systemd/{name} is stale: re-render it"
@@ -49,10 +144,29 @@ def test_service_directives() -> None:
         assert f"\n{directive}\n" in text
 
 
+@pytest.mark.parametrize("name", [SERVICE, ONESHOT])
+def test_hardening_in_both_services(name: str) -> None:
+    text = (REPO / "systemd" / name).read_text()
+    service_section = text[text.index("[Service]"):].split("\n[", 1)[0]
+    for directive in HARDENING:
+        assert f"\n{directive}\n" in service_section, f"{name}: {directive} missing from [Service]"
+    for limit in ("MemoryHigh=", "MemoryMax=", "TasksMax="):  # present, commented out, explained
+        assert re.search(rf"^#{limit}\d+[KMGT]?$", service_section, re.M), f"{name}: no commented {limit}"
+        assert not re.search(rf"^{limit}", service_section, re.M), f"{name}: {limit} must stay commented out"
+    assert "10 GB" in service_section and "MemoryHigh= about" in service_section
+
+
+def test_shipped_units_verify(tmp_path: Path) -> None:
+    # %h is the home directory: give it the program the shipped units start.
+    _executable(tmp_path / ".local" / "bin" / "ai-wallpaper")
+    _verify(*(REPO / "systemd" / n for n in (SERVICE, ONESHOT, TIMER)), home=tmp_path)
+
+
+# --- quoting ----------------------------------------------------------------------------------------
 def test_install_service_writes_units_that_verify(tmp_path: Path, paths: Paths) -> None:
-    analyze = _analyze()
     env_home = tmp_path / "home-config"
-    cfg = tmp_path / "my settings.yaml"
+    cfg = tmp_path / HOSTILE / "my settings.yaml"
+    cfg.parent.mkdir()
     cfg.write_text("schedule:\n  cron: '*/30 8-22 * * 1-5'\n  timezone: Europe/Lisbon\n"
                    "  jitter_seconds: 60\n")
     env = {**os.environ, "XDG_CONFIG_HOME": str(env_home)}
@@ -65,16 +179,74 @@ def test_install_service_writes_units_that_verify(tmp_path: Path, paths: Paths) 
         assert "systemctl --user import-environment WAYLAND_DISPLAY" in out
     unit_dir = env_home / "systemd" / "user"
     assert sorted(p.name for p in unit_dir.iterdir()) == sorted([SERVICE, TIMER, ONESHOT])
-    service = (unit_dir / SERVICE).read_text()
-    assert f'ExecStart={sys.executable} -m ai_wallpaper daemon --config "{cfg}"\n' in service
+    home = str(Path.home())
+    [daemon_line] = exec_lines((unit_dir / SERVICE).read_text())
+    assert parse_exec(daemon_line, home) == (
+        sys.executable, [sys.executable, "-m", "ai_wallpaper", "daemon", "--config", str(cfg)])
+    [oneshot_line] = exec_lines((unit_dir / ONESHOT).read_text())
+    assert parse_exec(oneshot_line, home)[1] == [sys.executable, "-m", "ai_wallpaper", "generate", "--config",
+                                                 str(cfg), "--trigger", "schedule"]
     timer_text = (unit_dir / TIMER).read_text()
     assert "OnCalendar=Mon..Fri *-*-* 8..22:0/30:00 Europe/Lisbon\n" in timer_text
     assert "RandomizedDelaySec=60s\n" in timer_text
-    proc = subprocess.run([analyze, "verify", *(str(unit_dir / n) for n in (SERVICE, ONESHOT, TIMER))],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    _verify(*(unit_dir / n for n in (SERVICE, ONESHOT, TIMER)))
 
 
+@pytest.mark.parametrize("folder", ["py dir", "py %h %% dir", "py $HOME ${X} $$ dir", "py ;`id`$(id) ü"])
+def test_hostile_interpreter_path_round_trips(tmp_path: Path, folder: str) -> None:
+    """A real program at the path: systemd-analyze verify fails with 'not executable' unless systemd
+    parsed the program path back exactly; the reference parser checks argv[0] and the arguments."""
+    interpreter = _executable(tmp_path / folder / "bin" / "python3")
+    cfg = tmp_path / HOSTILE / "settings.yaml"
+    units = render_units(_quote_exec([str(interpreter), "-m", "ai_wallpaper"]), ScheduleSettings(),
+                         config_file=cfg)
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    for name, text in units.items():
+        (unit_dir / name).write_text(text)
+    _verify(*(unit_dir / n for n in (SERVICE, ONESHOT, TIMER)))
+    program, argv = parse_exec(exec_lines(units[SERVICE])[0], str(Path.home()))
+    assert program == str(interpreter)
+    assert argv == [str(interpreter), "-m", "ai_wallpaper", "daemon", "--config", str(cfg)]
+    assert ("@" in exec_lines(units[SERVICE])[0].split()[0]) == ("$" in folder)  # argv[0] kept intact
+
+
+@pytest.mark.parametrize("char", ['"', "'", "\\", "\n"])
+def test_interpreter_path_systemd_cannot_run_is_refused(tmp_path: Path, char: str) -> None:
+    interpreter = _executable(tmp_path / f"py{char}dir" / "python3")
+    with pytest.raises(WallpaperError, match="systemd cannot run a program whose path contains") as err:
+        _quote_exec([str(interpreter), "-m", "ai_wallpaper"])
+    assert repr(char) in str(err.value) and "virtual environment" in str(err.value)
+    if char == "\n":
+        return
+    # Not an over-cautious refusal: systemd itself rejects the program path, however it is quoted.
+    unit = tmp_path / "probe.service"
+    unit.write_text(f"[Service]\nExecStart={systemd_word(str(interpreter))} -m ai_wallpaper\n")
+    proc = subprocess.run([_analyze(), "verify", str(unit)], capture_output=True, text=True)
+    assert "special characters" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("value", ["1", HOSTILE, "", "a=b", " lead", "trail "])
+def test_environment_assignment_round_trips(tmp_path: Path, value: str) -> None:
+    line = environment_assignment("AI_WALLPAPER_TEST", value)
+    [word] = split_words(line.removeprefix("Environment="))
+    assert expand_specifiers(word, "/home") == f"AI_WALLPAPER_TEST={value}"  # no '$' expansion here
+    unit = tmp_path / "env.service"
+    unit.write_text(f"[Service]\nExecStart=/bin/true\n{line}\n")
+    _verify(unit)
+    with pytest.raises(WallpaperError, match="not an environment variable name"):
+        environment_assignment("A B", "x")
+
+
+def test_systemd_word_leaves_plain_words_alone() -> None:
+    assert systemd_word("/usr/bin/python3.11") == "/usr/bin/python3.11"
+    assert systemd_word("-m") == "-m"
+    assert systemd_word("100%") == "100%%" and systemd_word("a$b") == "a$$b"
+    assert systemd_word(";") == '";"' and systemd_word("") == '""'
+    assert systemd_word('a "b" \\c') == '"a \\"b\\" \\\\c"'
+
+
+# --- OnCalendar -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("cron", "expected"), [
     ("0 7 * * *", "*-*-* 7:0:00"),
     ("*/15 * * * *", "*-*-* *:0/15:00"),

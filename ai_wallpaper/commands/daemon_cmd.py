@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+# The systemd units (install-service) live in service_units; the names are re-exported here.
+from ai_wallpaper.commands.service_units import ONESHOT as ONESHOT
+from ai_wallpaper.commands.service_units import SERVICE as SERVICE
+from ai_wallpaper.commands.service_units import TIMER as TIMER
+from ai_wallpaper.commands.service_units import cmd_install_service
+from ai_wallpaper.commands.service_units import on_calendar as on_calendar
+from ai_wallpaper.commands.service_units import render_units as render_units
 from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ConfigError, ExitCode, WallpaperError
+from ai_wallpaper.errors import ExitCode, WallpaperError
 from ai_wallpaper.history import History, RunRecord
 from ai_wallpaper.lock import lock_holder
-from ai_wallpaper.settings import ScheduleSettings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -187,173 +190,4 @@ def cmd_favorite(args: argparse.Namespace, ctx: AppContext) -> int:
         raise WallpaperError(f"no run {run_id!r} in the history",
                              hint="`ai-wallpaper history` lists run ids") from None
     print(f"{run_id}: {'no longer a favorite' if args.remove else 'favorite (never pruned)'}")
-    return int(ExitCode.OK)
-
-
-# --- systemd units ---------------------------------------------------------------------------------
-SERVICE = "ai-wallpaper.service"
-TIMER = "ai-wallpaper.timer"
-ONESHOT = "ai-wallpaper-oneshot.service"
-_UNIT_HEAD = """\
-[Unit]
-# Shown by `systemctl --user status`.
-Description={description}
-# Stopped and restarted together with the graphical session (logout stops it).
-PartOf=graphical-session.target
-# Start once the session is up, so DISPLAY, WAYLAND_DISPLAY and the D-Bus address are imported.
-After=graphical-session.target
-"""
-_PRIORITY = """\
-# Lowest CPU priority: the desktop stays responsive while a wallpaper renders.
-Nice=19
-# CPU-bound, non-interactive work: the kernel's batch policy.
-CPUSchedulingPolicy=batch
-# Disk I/O only when nothing else wants the disk.
-IOSchedulingClass=idle
-# SIGTERM to the main process only; it cancels its generation child itself, then exits.
-KillMode=mixed
-# Above the daemon's 40 s grace for a generation to cancel, so cleanup is never cut short.
-TimeoutStopSec=60
-# Python output unbuffered, so log lines reach the journal at once.
-Environment=PYTHONUNBUFFERED=1
-"""
-_SERVICE_BODY = """\
-# Give up after 5 failed starts in 10 minutes: a broken config is not fixed by retrying.
-StartLimitIntervalSec=600
-# (see StartLimitIntervalSec)
-StartLimitBurst=5
-
-[Service]
-# The daemon runs in the foreground; systemd watches the process it started.
-Type=exec
-# The scheduler; each generation runs in a fresh child process (GPU memory freed between runs).
-ExecStart={exec_start} daemon
-# Restart after a crash, not after `systemctl --user stop`.
-Restart=on-failure
-# Pause before restarting so a crash loop does not spin.
-RestartSec=30
-# Exit 3 = config error, 7 = another daemon holds the lock: restarting cannot help.
-RestartPreventExitStatus=3 7
-{priority}
-[Install]
-# Start with the graphical session (`systemctl --user enable` links it there).
-WantedBy=graphical-session.target
-"""
-_ONESHOT_BODY = """
-[Service]
-# One generation per start; the timer starts it.
-Type=oneshot
-# Generate once; the history records it as a scheduled run.
-ExecStart={exec_start} generate --trigger schedule
-# A generation may take long (8K enhancement): allow the configured run timeout.
-TimeoutStartSec={timeout_min}min
-{priority}"""
-_TIMER = """\
-[Unit]
-# Shown by `systemctl --user list-timers`.
-Description=AI wallpaper schedule (timer variant of ai-wallpaper.service; enable only one of them)
-# Stop the timer with the graphical session.
-PartOf=graphical-session.target
-
-[Timer]
-# When to generate (converted from schedule.* in settings.yaml).
-{when}
-# Catch up once after the machine was off or asleep at the scheduled time.
-Persistent=true
-# Random delay (schedule.jitter_seconds).
-RandomizedDelaySec={jitter}
-# The unit the timer starts.
-Unit=ai-wallpaper-oneshot.service
-
-[Install]
-# Timers of a user session hang off timers.target.
-WantedBy=timers.target
-"""
-
-
-def _cron_field(value: str, what: str) -> str:
-    if "/" in value and "-" in value:
-        raise ConfigError(f"schedule.cron: {what} field {value!r}: a stepped range has no systemd form",
-                          hint="use the daemon (ai-wallpaper install-service without --timer)")
-    value = value.replace("-", "..")
-    return value.replace("*/", "0/" if what in ("minute", "hour") else "1/")
-
-
-def on_calendar(schedule: ScheduleSettings) -> str:
-    """schedule.* as timer lines: intervals → OnActiveSec/OnUnitActiveSec, cron → OnCalendar."""
-    seconds = schedule.interval_seconds or (schedule.interval_minutes or 0) * 60
-    if seconds:
-        return f"OnActiveSec={seconds}s\nOnUnitActiveSec={seconds}s"
-    fields = (schedule.cron or "").split()
-    if len(fields) != 5:
-        raise ConfigError(f"schedule.cron: {schedule.cron!r} is not a 5-field crontab line")
-    minute, hour, day, month, dow = fields
-    if day != "*" and dow != "*":
-        raise ConfigError("schedule.cron: day-of-month and day-of-week both set "
-                          "(cron ORs them, systemd ANDs them)",
-                          hint="use the daemon, or restrict only one of them")
-    names = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    days = "" if dow == "*" else ",".join(
-        "..".join(names[int(x)] if x.isdigit() else x.capitalize() for x in part.split("-"))
-        for part in dow.split(",")) + " "
-    tz = f" {schedule.timezone}" if schedule.timezone else ""
-    return (f"OnCalendar={days}*-{_cron_field(month, 'month')}-{_cron_field(day, 'day')} "
-            f"{_cron_field(hour, 'hour')}:{_cron_field(minute, 'minute')}:00{tz}")
-
-
-def _quote_exec(argv: list[str]) -> str:
-    return " ".join(f'"{a}"' if any(c in a for c in " \t'\"\\") else a for a in argv)
-
-
-def render_units(exec_start: str, schedule: ScheduleSettings) -> dict[str, str]:
-    """The three unit files' text. exec_start: the command that runs `ai-wallpaper` (no subcommand)."""
-    head = ("# ai-wallpaper user unit. `ai-wallpaper install-service` writes it with this machine's\n"
-            "# interpreter path into ~/.config/systemd/user/; every directive is explained above it.\n")
-    service = (head + _UNIT_HEAD.format(description="AI wallpaper daemon (scheduled SDXL wallpapers)")
-               + _SERVICE_BODY.format(exec_start=exec_start, priority=_PRIORITY))
-    oneshot = (head + _UNIT_HEAD.format(description="AI wallpaper: one generation (ai-wallpaper.timer)")
-               + _ONESHOT_BODY.format(exec_start=exec_start, timeout_min=schedule.run_timeout_minutes,
-                                      priority=_PRIORITY))
-    timer = head + _TIMER.format(when=on_calendar(schedule), jitter=f"{schedule.jitter_seconds}s")
-    return {SERVICE: service, ONESHOT: oneshot, TIMER: timer}
-
-
-def user_unit_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "systemd" / "user"
-
-
-def cmd_install_service(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper import atomic
-
-    argv = [sys.executable, "-m", "ai_wallpaper"]
-    units = render_units(_quote_exec(argv), ctx.settings.schedule)
-    if ctx.config_file:  # after the subcommand (see daemon.generate_command)
-        config = f" --config {_quote_exec([str(ctx.config_file.resolve())])}"
-        units = {name: text.replace(" daemon\n", f" daemon{config}\n").replace(
-            " generate --trigger schedule\n", f" generate{config} --trigger schedule\n")
-            for name, text in units.items()}
-    wanted = [ONESHOT, TIMER] if args.timer else [SERVICE]
-    if args.print_only:
-        for name in wanted:
-            print(f"# --- {name}\n{units[name]}")
-        return int(ExitCode.OK)
-    unit_dir = user_unit_dir()
-    for name in wanted:
-        atomic.write_text(unit_dir / name, units[name])
-        print(f"wrote {unit_dir / name}")
-    enable = TIMER if args.timer else SERVICE
-    other = SERVICE if args.timer else TIMER
-    print("\nnow run:")
-    print("  systemctl --user daemon-reload")
-    print(f"  systemctl --user disable --now {other} 2>/dev/null  # only one variant at a time")
-    print(f"  systemctl --user enable --now {enable}")
-    print(f"  journalctl --user -u {'ai-wallpaper-oneshot' if args.timer else 'ai-wallpaper'} -f   # logs")
-    print("\nsway / Hyprland (no session manager imports the display variables), once per login,")
-    print("e.g. in the sway config (exec) or hyprland.conf (exec-once):")
-    print("  systemctl --user import-environment WAYLAND_DISPLAY DISPLAY XDG_CURRENT_DESKTOP "
-          "SWAYSOCK HYPRLAND_INSTANCE_SIGNATURE")
-    print("  dbus-update-activation-environment --systemd WAYLAND_DISPLAY XDG_CURRENT_DESKTOP")
-    print(f"\nthe unit runs: {shlex.join(argv)} {'generate' if args.timer else 'daemon'}"
-          + (f" --config {ctx.config_file.resolve()}" if ctx.config_file else ""))
     return int(ExitCode.OK)

@@ -8,12 +8,14 @@ The daemon's final image already has the screen's size, so every mode looks the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ai_wallpaper.desktop.detect import running_processes
+from ai_wallpaper.desktop.quoting import hyprpaper_path, sway_path_word
 from ai_wallpaper.desktop.runner import Runner, run_command
 from ai_wallpaper.errors import DesktopError
 
@@ -44,8 +46,11 @@ class SetterContext:
     env: Mapping[str, str] | None = None
     _procs: Collection[str] | None = field(default=None, repr=False)
 
-    def run(self, *argv: str, check: bool = True) -> str:
-        return self.runner(list(argv), check=check, env=self.env).stdout
+    def run(self, *argv: str, check: bool = True, extra_env: Mapping[str, str] | None = None) -> str:
+        env = self.env
+        if extra_env:
+            env = {**(os.environ if env is None else env), **extra_env}
+        return self.runner(list(argv), check=check, env=env).stdout
 
     def running(self, name: str) -> bool:
         if self._procs is None:
@@ -75,7 +80,9 @@ def set_cinnamon(path: Path, ctx: SetterContext) -> str:
 
 def set_mate(path: Path, ctx: SetterContext) -> str:
     schema = "org.mate.background"
-    ctx.run("gsettings", "set", schema, "picture-filename", str(path))
+    # gsettings first parses a value as GVariant text and only then takes it as a plain string; an
+    # absolute path (leading '/') is never valid GVariant text, so it is stored as written.
+    ctx.run("gsettings", "set", schema, "picture-filename", str(path.absolute()))
     ctx.run("gsettings", "set", schema, "picture-options", _GNOME_OPTIONS[ctx.mode])
     return f"gsettings {schema}"
 
@@ -129,6 +136,7 @@ def _xfce_targets(ctx: SetterContext) -> list[str]:
 
 
 def set_xfce(path: Path, ctx: SetterContext) -> str:
+    path = path.absolute()
     targets = _xfce_targets(ctx)
     for prefix in targets:
         ctx.run("xfconf-query", "-c", "xfce4-desktop", "-p", f"{prefix}/last-image", "-n", "-t", "string",
@@ -139,12 +147,12 @@ def set_xfce(path: Path, ctx: SetterContext) -> str:
 
 
 def set_lxqt(path: Path, ctx: SetterContext) -> str:
-    ctx.run("pcmanfm-qt", f"--set-wallpaper={path}", f"--wallpaper-mode={_PCMANFM_QT[ctx.mode]}")
+    ctx.run("pcmanfm-qt", f"--set-wallpaper={path.absolute()}", f"--wallpaper-mode={_PCMANFM_QT[ctx.mode]}")
     return "pcmanfm-qt --set-wallpaper"
 
 
 def set_lxde(path: Path, ctx: SetterContext) -> str:
-    ctx.run("pcmanfm", f"--set-wallpaper={path}", f"--wallpaper-mode={_PCMANFM[ctx.mode]}")
+    ctx.run("pcmanfm", f"--set-wallpaper={path.absolute()}", f"--wallpaper-mode={_PCMANFM[ctx.mode]}")
     return "pcmanfm --set-wallpaper"
 
 
@@ -157,16 +165,18 @@ def _swww_binary(ctx: SetterContext) -> str | None:
 
 def set_swww(path: Path, ctx: SetterContext) -> str:
     binary = _swww_binary(ctx) or ("awww" if ctx.which("awww") else "swww")
-    ctx.run(binary, "img", str(path), "--resize", _SWWW[ctx.mode])
+    # The path is its own argv entry: no shell, and swww's parser (clap) only checks that it exists.
+    # Absolute, so it never starts with '-' (an option) nor is the bare '-' (read stdin).
+    ctx.run(binary, "img", str(path.absolute()), "--resize", _SWWW[ctx.mode])
     return f"{binary} img"
 
 
 def set_sway(path: Path, ctx: SetterContext) -> str:
     if _swww_binary(ctx):
         return set_swww(path, ctx)
-    # swaymsg joins its arguments into one sway command: quote the path for spaces.
-    quoted = '"' + str(path).replace('"', '\\"') + '"'
-    ctx.run("swaymsg", f"output * bg {quoted} {_SWAY[ctx.mode]}")
+    # swaymsg sends ONE command string, which sway splits, unquotes and then expands with wordexp
+    # (command substitution included): sway_path_word spells the path so it arrives literally.
+    ctx.run("swaymsg", f"output * bg {sway_path_word(path.absolute())} {_SWAY[ctx.mode]}")
     return "swaymsg output * bg"
 
 
@@ -176,47 +186,71 @@ def set_hyprland(path: Path, ctx: SetterContext) -> str:
     if not ctx.running("hyprpaper"):
         raise DesktopError("Hyprland: no wallpaper daemon running (hyprpaper, swww-daemon or awww-daemon)",
                            hint="start one from hyprland.conf (exec-once = hyprpaper), or set desktop.setter")
-    ctx.run("hyprctl", "hyprpaper", "preload", str(path))
-    ctx.run("hyprctl", "hyprpaper", "wallpaper", f",{path}")  # empty monitor = every monitor
+    target = hyprpaper_path(path.absolute())  # refuses what hyprctl/hyprpaper would re-parse
+    # hyprpaper <= 0.7 needs `preload` first; hyprctl >= 0.53 (hyprpaper >= 0.8) has no `preload`
+    # and exits 1 on it, which is harmless: its `wallpaper` loads the file itself.
+    ctx.run("hyprctl", "hyprpaper", "preload", target, check=False)
+    reply = ctx.run("hyprctl", "hyprpaper", "wallpaper", f",{target}").strip()  # empty monitor = all
+    # hyprctl < 0.53 exits 0 even when hyprpaper refused: its reply ("ok" or the error) is the status.
+    if reply and reply.lower() != "ok" and any(w in reply.lower() for w in ("fail", "error", "invalid")):
+        raise DesktopError(f"hyprpaper did not set the wallpaper: {reply}",
+                           hint="see hyprpaper's message; desktop.setter in settings.yaml picks another")
     ctx.run("hyprctl", "hyprpaper", "unload", "unused", check=False)  # free the old image's memory
     return "hyprctl hyprpaper"
 
 
 def set_feh(path: Path, ctx: SetterContext) -> str:
-    ctx.run("feh", "--no-fehbg", _FEH[ctx.mode], str(path))
+    ctx.run("feh", "--no-fehbg", _FEH[ctx.mode], str(path.absolute()))  # absolute: never an option
     return "feh"
 
 
 def set_xwallpaper(path: Path, ctx: SetterContext) -> str:
-    ctx.run("xwallpaper", _XWALLPAPER[ctx.mode], str(path))
+    ctx.run("xwallpaper", _XWALLPAPER[ctx.mode], str(path.absolute()))
     return "xwallpaper"
 
 
+# The script is constant; the path is the run handler's argument (osascript passes every argument
+# after the -e lines to `on run argv`), so it is never AppleScript source text.
+MACOS_SCRIPT = ("on run argv",
+                "set imagePath to item 1 of argv",
+                'tell application "System Events" to tell every desktop to set picture to imagePath',
+                "end run")
+
+
 def set_macos(path: Path, ctx: SetterContext) -> str:
-    target = str(path).replace("\\", "\\\\").replace('"', '\\"')
-    ctx.run("osascript", "-e",
-            f'tell application "System Events" to tell every desktop to set picture to "{target}"')
+    lines = [arg for line in MACOS_SCRIPT for arg in ("-e", line)]
+    ctx.run("osascript", *lines, str(path.absolute()))  # absolute: never mistaken for an option
     return "osascript System Events"
 
 
-def windows_script(path: Path, mode: str) -> str:
+# The PowerShell script is constant text; the path reaches it in an environment variable of the child.
+# Why not an argument: after -Command, PowerShell joins all remaining arguments into the script text
+# (so the path would be parsed as code again); -File needs a script file; -EncodedCommand is script text
+# too. An environment value is data only: `$env:NAME` evaluates to the string, never parsed as code,
+# and the environment block carries any path (no quoting layer at all, unlike the command line).
+WINDOWS_IMAGE_VAR = "AI_WALLPAPER_IMAGE"
+
+
+def windows_script(mode: str) -> str:
     style, tile = _WINDOWS_STYLE[mode]
-    literal = "'" + str(path).replace("'", "''") + "'"
     return (
         "$ErrorActionPreference = 'Stop'; "
+        f"$image = $env:{WINDOWS_IMAGE_VAR}; "
+        f"if (-not $image) {{ throw '{WINDOWS_IMAGE_VAR} is not set' }}; "
         f"Set-ItemProperty -Path 'HKCU:\\Control Panel\\Desktop' -Name WallpaperStyle -Value '{style}'; "
         f"Set-ItemProperty -Path 'HKCU:\\Control Panel\\Desktop' -Name TileWallpaper -Value '{tile}'; "
         "Add-Type -TypeDefinition 'using System.Runtime.InteropServices; public class AiWallpaper { "
         "[DllImport(\"user32.dll\", CharSet = CharSet.Unicode, SetLastError = true)] "
         "public static extern bool SystemParametersInfo(int a, int b, string c, int d); }'; "
         # SPI_SETDESKWALLPAPER = 20; SPIF_UPDATEINIFILE | SPIF_SENDCHANGE = 3
-        f"if (-not [AiWallpaper]::SystemParametersInfo(20, 0, {literal}, 3)) "
+        "if (-not [AiWallpaper]::SystemParametersInfo(20, 0, $image, 3)) "
         "{ throw ('SystemParametersInfo failed: ' + [Runtime.InteropServices.Marshal]::GetLastWin32Error()) }"
     )
 
 
 def set_windows(path: Path, ctx: SetterContext) -> str:
-    ctx.run("powershell", "-NoProfile", "-NonInteractive", "-Command", windows_script(path, ctx.mode))
+    ctx.run("powershell", "-NoProfile", "-NonInteractive", "-Command", windows_script(ctx.mode),
+            extra_env={WINDOWS_IMAGE_VAR: str(path)})
     return "powershell SystemParametersInfo"
 
 
