@@ -38,6 +38,19 @@ logger = log.get(__name__)
 MIN_USEFUL_WEIGHT = 0.05
 
 
+def requirement_problems(library: LoraLibrary, hints: LoraHints, *, theme_key: str | None,
+                         category: str | None) -> list[str]:
+    """Why a theme's required LoRAs cannot be used (what select_stack would refuse), or []."""
+    if not library.enabled or not hints.required:
+        return []
+    builder = _StackBuilder(library, repr(theme_key) if theme_key else "(fixed prompt)")
+    try:
+        builder.check_required(list(dict.fromkeys(hints.required)), hints, theme_key, category)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
 def select_stack(library: LoraLibrary, hints: LoraHints, *, theme_key: str | None, category: str | None,
                  mood: dict[str, Any] | None, rng: random.Random) -> tuple[LoraChoice, ...]:
     if not library.enabled:

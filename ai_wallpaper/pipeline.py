@@ -100,14 +100,19 @@ def check_sizes(settings: Settings, plan: Plan) -> None:
 
 
 def preflight(settings: Settings, plan: Plan, paths: Paths) -> None:
-    """Fail before a run directory or history row exists: sizes and every model must resolve."""
-    from ai_wallpaper import models as loading
+    """Fail before a run directory or history row exists: sizes, work, memory and every model."""
+    from ai_wallpaper.errors import ConfigError, ModelError
+    from ai_wallpaper.feasibility import model_problems, work_problems
 
     check_sizes(settings, plan)
-    m = settings.models
-    for role, spec in (("base", m.base), ("refiner", m.refiner), ("upscaler", m.upscaler)):
-        if spec:
-            loading.resolve_source(spec, role, m, paths)  # type: ignore[arg-type]
+    _, problems = work_problems(settings)
+    if problems:
+        raise ConfigError(problems, hint="`ai-wallpaper plan` shows each stage's estimate")
+    problems = model_problems(settings, paths)
+    if len(problems) == 1:
+        raise ModelError(problems[0])
+    if problems:
+        raise ModelError(f"{len(problems)} models cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:

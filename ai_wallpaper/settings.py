@@ -15,6 +15,9 @@ from typing import Any, Literal
 from ai_wallpaper.schema import KeyPath, Source, build_or_raise, load_yaml, option, to_plain
 
 Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
+# desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
+DesktopSetter = Literal["auto", "none", "gnome", "kde", "xfce", "cinnamon", "mate", "lxqt", "lxde", "sway",
+                        "hyprland", "swww", "feh", "xwallpaper", "macos", "windows", "command"]
 Anchor = Literal["center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right"]
 
 
@@ -203,8 +206,7 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class DesktopSettings:
-    setter: str = option("auto", "auto, none, gnome, kde, xfce, cinnamon, mate, lxqt, lxde, sway, hyprland,\n"
-                                 "swww, feh, xwallpaper, macos, windows or command.")
+    setter: DesktopSetter = option("auto", "Which desktop to set: auto detects it; none only writes the file.")
     command: list[str] = option(factory=list, doc="For setter 'command': argv; '{path}' is replaced by the image path.",
                                 example=["my-setter", "--image", "{path}"])
     keep: int = option(10, "How many wallpaper files to keep (favorites are never pruned).", min=1, max=10000)

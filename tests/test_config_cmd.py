@@ -40,12 +40,21 @@ def test_sample_is_fully_commented() -> None:
     assert any("max 4096; multiple of 8" in ln for ln in lines)
 
 
-def test_validate_shipped_config_passes(paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_shipped_config_checks_files_and_names_models_to_fetch(
+        paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
     rc = config_cmd.validate(argparse.Namespace(), AppContext(paths=paths))
     out = capsys.readouterr().out
-    assert rc == 0, out
-    assert "absent: all defaults" in out and str(SHIPPED_CONFIG_DIR / "themes.yaml") in out
-    assert "loras.yaml" in out and "all config files are valid" in out
+    assert "absent: all defaults" in out and f"ok   {SHIPPED_CONFIG_DIR / 'themes.yaml'}" in out
+    assert "ok   " + str(SHIPPED_CONFIG_DIR / "loras.yaml") in out
+    # A fresh machine has neither default model yet: validate says so (the README's Real use says how).
+    assert rc == 1 and "BAD  models" in out
+    assert "models.base: 'stabilityai/stable-diffusion-xl-base-1.0'" in out
+    assert "models.upscaler: 'RealESRGAN_x4plus.pth' was not found" in out
+    paths.config_dir.mkdir(parents=True)
+    (paths.config_dir / "settings.yaml").write_text("models: {base: 'builtin:tiny', upscaler: 'builtin:tiny'}\n")
+    rc = config_cmd.validate(argparse.Namespace(), AppContext(paths=paths))
+    out = capsys.readouterr().out
+    assert rc == 0 and "all config files are valid" in out, out
 
 
 def test_validate_lists_every_problem_in_every_file(
@@ -99,6 +108,8 @@ def test_config_cli_exit_codes_and_sample(paths: Paths, tmp_path: Path) -> None:
     }
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: -4\n")
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    (paths.config_dir / "settings.yaml").write_text("models: {base: 'builtin:tiny', upscaler: 'builtin:tiny'}\n")
     code = "import sys; from ai_wallpaper.cli import main; sys.exit(main(sys.argv[1:]))"
     run = [sys.executable, "-c", code]
     sample = subprocess.run([*run, "config", "sample"], capture_output=True, text=True, env=env, check=False)

@@ -239,5 +239,5 @@ def test_plan_cli_text_output_and_bad_theme_exit_code(paths: Paths) -> None:
         paths,
     )
     assert (
-        bad.returncode == 1 and "unknown theme 'neon_rain'" in bad.stderr and "neon_rain_alley" in bad.stderr
+        bad.returncode == 2 and "unknown theme 'neon_rain'" in bad.stderr and "neon_rain_alley" in bad.stderr
     )

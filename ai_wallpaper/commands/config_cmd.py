@@ -55,19 +55,68 @@ def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
         settings, problems = _check_settings(settings_path)
         report.append((str(settings_path), problems))
     else:
-        if ctx.config_file is not None:
+        if ctx.explicit_config:
             report.append((str(settings_path), [f"{settings_path}: file not found"]))
+            settings = None
         else:
             report.append((f"{settings_path} (absent: all defaults)", []))
-        settings = Settings()
+            settings = Settings()
+    settings_ok = settings is not None
     if settings is None:
         # Broken settings: still check the other files, at the paths the file names if it can.
         settings = _file_settings_only(settings_path)
     theme_path = themes_file(ctx, settings)
-    _, theme_problems = check_themes_file(theme_path)
+    themes, theme_problems = check_themes_file(theme_path)
     report.append((str(theme_path), [str(p) for p in theme_problems]))
-    report.append(_check_loras(ctx, settings))
+    lora_label, lora_problems, library = _check_loras(ctx, settings)
+    report.append((lora_label, lora_problems))
+    if settings_ok:
+        # What `plan` and `generate` would refuse later, before any model loads.
+        from ai_wallpaper.feasibility import model_problems, work_problems
+
+        report.append(("models", model_problems(settings, ctx.paths)))
+        report.append(("sizes, tiles and memory", work_problems(settings)[1]))
+        report.append(("schedule", _schedule_problems(settings)))
+        if library is not None and themes is not None:
+            report.append(("themes x LoRA library", _theme_lora_problems(themes, library)))
     return report, sum(len(p) for _, p in report)
+
+
+def _schedule_problems(settings: Settings) -> list[str]:
+    from ai_wallpaper.daemon import build_trigger
+
+    try:
+        build_trigger(settings.schedule)  # the daemon's own parser: time zone and cron line
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def schedule_warnings(settings: Settings) -> list[str]:
+    """Valid for the daemon, but not expressible as a systemd timer (install-service --timer)."""
+    from ai_wallpaper.commands.service_units import check_calendar, on_calendar
+
+    try:
+        check_calendar(on_calendar(settings.schedule))
+    except ConfigError as exc:
+        return [f"{p} (the daemon runs it; `install-service --timer` cannot)" for p in exc.problems]
+    return []
+
+
+def _theme_lora_problems(themes: Any, library: Any) -> list[str]:
+    from ai_wallpaper.lora_selector import requirement_problems
+
+    problems: list[str] = []
+    for key, theme in themes.themes.items():
+        problems += requirement_problems(library, theme.lora_hints.to_hints(), theme_key=key,
+                                         category=theme.category)
+    if library.enabled:
+        for key, spec in library.loras.items():
+            status = library.status(key) if spec.enabled else None
+            if status is not None and not status.ok:
+                problems.append(f"{spec.where}: loras.{key}.file: {status.message} (an enabled LoRA; "
+                                "set enabled: false until the file is there)")
+    return problems
 
 
 def _check_settings(path: Path) -> tuple[Settings | None, list[str]]:
@@ -94,17 +143,15 @@ def _file_settings_only(path: Path) -> Settings:
     return Settings()
 
 
-def _check_loras(ctx: AppContext, settings: Settings) -> tuple[str, list[str]]:
-    try:
-        from ai_wallpaper import loras
-    except ModuleNotFoundError:
-        return "loras.yaml (not checked: LoRA module missing)", []
+def _check_loras(ctx: AppContext, settings: Settings) -> tuple[str, list[str], Any]:
+    from ai_wallpaper import loras
+
     label = str(loras.library_file(ctx.paths, settings, ctx.settings_path))
     try:
-        loras.load_library(ctx.paths, settings, ctx.settings_path)
+        library = loras.load_library(ctx.paths, settings, ctx.settings_path)
     except ConfigError as exc:
-        return label, exc.problems
-    return label, []
+        return label, exc.problems, None
+    return label, [], library
 
 
 def validate(args: argparse.Namespace, ctx: AppContext) -> int:
@@ -113,6 +160,12 @@ def validate(args: argparse.Namespace, ctx: AppContext) -> int:
         print(f"{'ok ' if not problems else 'BAD'}  {label}")
         for p in problems:
             print(f"     - {p}")
+    if ctx.settings_path.exists() or not ctx.explicit_config:
+        try:
+            for warning in schedule_warnings(ctx.settings):
+                print(f"note: {warning}")
+        except ConfigError:
+            pass  # already reported above
     if total:
         print(f"{total} problem(s) found")
         return int(ExitCode.FAILURE)

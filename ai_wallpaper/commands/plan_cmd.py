@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ai_wallpaper.context import AppContext
+from ai_wallpaper.errors import ConfigError
 from ai_wallpaper.plan import Plan
 from ai_wallpaper.planner import PlanRequest, make_plan
 
@@ -46,8 +47,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.feasibility import work_problems
+
     plan = make_plan(ctx, ctx.settings, request_from_args(args))
+    estimates, problems = work_problems(ctx.settings)
     print_plan(plan, args.json)
+    if not args.json:
+        print("estimates:  " + "; ".join(e.describe() for e in estimates))
+    if problems:
+        raise ConfigError(problems, hint="this run cannot work on this machine; fix the settings named above")
     return 0
 
 

@@ -16,9 +16,12 @@ special characters"); such an interpreter path is refused here, with the fix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,8 +216,30 @@ def render_units(exec_start: str, schedule: ScheduleSettings, *, config_file: Pa
     oneshot = (head + _UNIT_HEAD.format(description="AI wallpaper: one generation (ai-wallpaper.timer)")
                + _ONESHOT_BODY.format(exec_start=exec_start, config=config,
                                       timeout_min=schedule.run_timeout_minutes, priority=priority))
-    timer = head + _TIMER.format(when=on_calendar(schedule), jitter=f"{schedule.jitter_seconds}s")
-    return {SERVICE: service, ONESHOT: oneshot, TIMER: timer}
+    units = {SERVICE: service, ONESHOT: oneshot}
+    with contextlib.suppress(ConfigError):  # a cron line systemd cannot express: the daemon still runs it
+        units[TIMER] = head + _TIMER.format(when=on_calendar(schedule), jitter=f"{schedule.jitter_seconds}s")
+    return units
+
+
+def check_calendar(timer_lines: str) -> None:
+    """Refuse a timer whose OnCalendar= systemd itself rejects (asks `systemd-analyze calendar`)."""
+    for line in timer_lines.splitlines():
+        if not line.startswith("OnCalendar="):
+            continue
+        expression = line.removeprefix("OnCalendar=")
+        binary = shutil.which("systemd-analyze")
+        if binary is None:
+            return  # nothing to ask; systemd reports a bad unit when it loads it
+        try:
+            result = subprocess.run([binary, "calendar", expression], capture_output=True, text=True,
+                                    timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return
+        if result.returncode != 0:
+            why = (result.stderr.strip().splitlines() or ["rejected"])[-1]
+            raise ConfigError(f"schedule.cron: systemd cannot use the timer expression {expression!r}: {why}",
+                              hint="use the daemon (install-service without --timer), or simplify the cron line")
 
 
 def user_unit_dir() -> Path:
@@ -229,6 +254,9 @@ def cmd_install_service(args: argparse.Namespace, ctx: AppContext) -> int:
     config = ctx.config_file.resolve() if ctx.config_file else None
     units = render_units(_quote_exec(argv), ctx.settings.schedule, config_file=config)
     wanted = [ONESHOT, TIMER] if args.timer else [SERVICE]
+    if args.timer:
+        on_calendar(ctx.settings.schedule)  # raises the precise reason when there is no systemd form
+        check_calendar(units[TIMER])
     if args.print_only:
         for name in wanted:
             print(f"# --- {name}\n{units[name]}")
