@@ -62,7 +62,8 @@ def sniff(file: Path) -> FileFormat:
 
 
 def refuse_executable(file: Path, setting: str) -> FileFormat:
-    """Raise ModelError for a TorchScript archive (loading it runs code); return the format otherwise."""
+    """Raise ModelError for a TorchScript archive or a pickle naming callables no state dict needs
+    (loading either runs code); return the format otherwise. Torch-free: plan and validate use it."""
     kind = sniff(file)
     if kind == "torchscript":
         raise ModelError(
@@ -70,6 +71,14 @@ def refuse_executable(file: Path, setting: str) -> FileFormat:
             "inside it, so it is refused",
             hint="use a plain weights file of the same model (.safetensors, or a .pth state dict); "
                  "model sites usually offer one")
+    if kind in ("torch-zip", "pickle"):
+        from ai_wallpaper.pickle_scan import forbidden_globals
+
+        if foreign := forbidden_globals(file):
+            raise ModelError(
+                f"{setting}: {file} was refused: its pickle asks to call {', '.join(foreign[:5])} when loaded, "
+                "which no weights file needs (it would run code)",
+                hint="delete it; use a .safetensors version of the model from a source you trust")
     return kind
 
 

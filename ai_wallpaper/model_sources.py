@@ -175,6 +175,9 @@ def check_diffusers_dir(directory: Path, role: Role, setting: str) -> dict[str, 
                          hint="SDXL base/refiner models have unet, vae, text_encoder_2 and scheduler")
     has_text_encoder = isinstance(index.get("text_encoder"), list) and index["text_encoder"][0] is not None
     _check_role_shape(role, setting, str(directory), is_refiner=not has_text_encoder)
+    for weights in sorted(directory.glob("*/*")):  # pickled component weights: refused now, not mid-run
+        if weights.suffix in (".bin", ".pt", ".pth", ".ckpt") and weights.is_file():
+            refuse_executable(weights, setting)
     return dict(index)
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from ai_wallpaper.cli import main
+from ai_wallpaper.errors import ModelError
 from ai_wallpaper.model_files import sniff
 from ai_wallpaper.paths import Paths
 from tests.test_pipeline import SMALL, write_settings
@@ -65,8 +66,31 @@ def test_pickled_upscaler_never_runs_code(paths_with_models: Paths, tmp_path: Pa
     code = _generate(paths_with_models, "--upscaler", str(file), "--output", str(tmp_path / "run"))
     err = capsys.readouterr().err
     assert code == 4, err
-    assert "models.upscaler" in err and "refused" in err and "Traceback" not in err
+    assert "models.upscaler" in err and "refused" in err and "pathlib.Path" in err and "Traceback" not in err
     assert not marker.exists()
+    assert not (tmp_path / "run").exists()  # refused before the first stage, not when the upscaler loads
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".ckpt"])
+def test_load_time_guard_holds_even_when_the_early_scan_passes(tmp_path: Path, suffix: str,
+                                                               tiny_upscaler_file: Path) -> None:
+    """Defence in depth: a payload made of torch callables passes the early name scan (it allows any
+    torch.*) and must still be stopped by torch's weights-only unpickler when the upscaler loads."""
+    from safetensors.torch import load_file
+
+    from ai_wallpaper.models import load_upscaler
+    from ai_wallpaper.pickle_scan import forbidden_globals
+    from ai_wallpaper.settings import ModelSettings
+
+    class TorchCall:
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            return (torch.random.manual_seed, (1,))
+
+    file = tmp_path / f"up{suffix}"
+    torch.save({**load_file(str(tiny_upscaler_file)), "x": TorchCall()}, file)
+    assert forbidden_globals(file) == []
+    with pytest.raises(ModelError, match="refused: it holds pickled objects other than tensors"):
+        load_upscaler(str(file), ModelSettings(device="cpu"), Paths.under(tmp_path / "p"))
 
 
 def test_pickled_single_file_checkpoint_never_runs_code(paths_with_models: Paths, tmp_path: Path,
@@ -99,7 +123,17 @@ def test_pickled_bin_inside_a_diffusers_folder_never_runs_code(paths_with_models
     code = _generate(paths_with_models, "--model", str(model), "--output", str(tmp_path / "run"))
     err = capsys.readouterr().err
     assert code == 4, err
-    assert "models.base" in err and "Traceback" not in err
+    assert "models.base" in err and bin_name in err and "Traceback" not in err
+    assert not marker.exists()
+    # and diffusers/transformers' own loaders (weights_only) refuse it too, without the early scan
+    from ai_wallpaper.model_sources import ModelSource
+    from ai_wallpaper.models import load_sdxl
+    from ai_wallpaper.settings import ModelSettings
+
+    source = ModelSource(role="base", spec=str(model), kind="dir", location=str(model), label="test",
+                         setting="models.base")
+    with pytest.raises(ModelError, match=r"models\.base: could not load"):
+        load_sdxl(source, "base", ModelSettings(device="cpu"), paths_with_models)
     assert not marker.exists()
 
 
@@ -157,3 +191,22 @@ def test_model_names_are_not_looked_up_in_the_working_directory(
     assert main(["generate", "--config", str(cfg), "--dry-run"]) == 0
     assert main(["generate", "--config", str(cfg), "--no-wallpaper", "--no-enhance",
                  "--output", str(tmp_path / "r2")]) == 0
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_early_scan_reads_both_torch_save_formats(tmp_path: Path, zip_format: bool,
+                                                  capsys: pytest.CaptureFixture[str], paths: Paths) -> None:
+    from ai_wallpaper.pickle_scan import forbidden_globals
+
+    marker = tmp_path / "marker"
+    clean, evil = tmp_path / "clean.pth", tmp_path / "evil.pth"
+    torch.save({"w": torch.zeros(2, dtype=torch.float16), "p": torch.nn.Parameter(torch.ones(1))}, clean,
+               _use_new_zipfile_serialization=zip_format)
+    torch.save({"w": torch.zeros(2), "x": _Payload(marker)}, evil, _use_new_zipfile_serialization=zip_format)
+    assert forbidden_globals(clean) == []
+    assert "pathlib.Path" in forbidden_globals(evil)
+    # config validate names it, before any model loads
+    cfg = write_settings(paths, {**SMALL, "models": {**SMALL["models"], "upscaler": str(evil)}})
+    assert main(["config", "validate", "--config", str(cfg)]) == 1
+    assert "pathlib.Path" in capsys.readouterr().out
+    assert not marker.exists()
