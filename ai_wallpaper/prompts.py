@@ -229,10 +229,9 @@ def _builtin_tokenizer_dir(paths: Paths) -> Path:
         _write_tokenizer(tmp)
         try:
             os.replace(tmp, target)
-        except OSError:  # another process won the race (or a half-made dir): use/refill ours
-            if not (target / "vocab.json").is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(tmp, target)
+        except OSError:  # another process won the race, or a half-made dir: fill it in place
+            if not _has_bpe_files(target):  # (never delete the folder: it may hold files we did not write)
+                _write_tokenizer(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
