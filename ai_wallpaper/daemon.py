@@ -1,9 +1,10 @@
 """The scheduler daemon: APScheduler 3.11, one job at a time, each generation in a fresh child process.
 
-Why a child process per run: CUDA/torch never give all memory back inside a process; a fresh
-interpreter per run returns everything to the OS between runs. The child is `ai-wallpaper generate
---run-id ID --trigger T`; it records its own history row. If it dies without finishing that row
-(killed, crashed, timed out), the daemon finishes it as failed (or cancelled on stop).
+The child process and its bookkeeping are job_runner's (a row always ends success, failed with the
+child's own error message, or cancelled). At start the daemon fails the rows of runs whose process is
+gone (a crash, kill -9 or power off mid-run) and removes stale atomic-write temp files. A run whose
+daemon was killed survives it (own session) and records itself; a new daemon starts nothing while
+such an orphan still runs.
 
 Why BackgroundScheduler rather than BlockingScheduler: the main thread stays free for signals
 (SIGTERM/SIGINT stop, SIGUSR1 = run now from `ai-wallpaper next`) and for the state file.
@@ -11,17 +12,12 @@ Why BackgroundScheduler rather than BlockingScheduler: the main thread stays fre
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ai_wallpaper import atomic, log
 from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.history import FinalStatus, History
+from ai_wallpaper.history import History
+from ai_wallpaper.job_runner import CHILD_STOP_GRACE_S as CHILD_STOP_GRACE_S
+from ai_wallpaper.job_runner import JobRunner as JobRunner
+from ai_wallpaper.job_runner import RunOutcome as RunOutcome
+from ai_wallpaper.job_runner import generate_command as generate_command
 from ai_wallpaper.lock import DaemonLock
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.run_record import new_run_id
@@ -37,9 +37,10 @@ from ai_wallpaper.settings import ScheduleSettings, Settings
 
 logger = log.get(__name__)
 JOB_ID = "generate"
-# The child gets this long to cancel cleanly after SIGTERM, then SIGKILL. Must stay below the unit's
-# TimeoutStopSec (60 s) so systemd never has to kill the daemon itself.
-CHILD_STOP_GRACE_S = 40.0
+GONE = "the process running it is gone (crash, kill or power off)"
+STALE_TEMP_AGE_S = 3600.0
+# atomic.atomic_path's temp files: mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters.
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")
 _CRON_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -126,138 +127,6 @@ def missed_run(schedule: ScheduleSettings, last_start: datetime, now: datetime) 
     return fire if fire is not None and fire <= now else None
 
 
-# --- one generation in a child process ----------------------------------------------------------
-def generate_command(config_file: Path | None) -> list[str]:
-    """The default job: `python -m ai_wallpaper generate [--config F] --run-id ID --trigger T`."""
-    # --config after the subcommand: argparse lets a subparser's default overwrite a global option.
-    config = ["--config", str(config_file)] if config_file else []
-    return [sys.executable, "-m", "ai_wallpaper", "generate", *config, "--run-id", "{run_id}",
-            "--trigger", "{trigger}"]
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    run_id: str
-    status: FinalStatus
-    returncode: int | None
-    error: str | None
-
-
-class JobRunner:
-    """Runs one generation child at a time and makes sure its history row ends finished."""
-
-    def __init__(self, history: History, command: Sequence[str], *, timeout_s: float,
-                 stop_grace_s: float = CHILD_STOP_GRACE_S) -> None:
-        self.history = history
-        self.command = list(command)
-        self.timeout_s = timeout_s
-        self.stop_grace_s = stop_grace_s
-        self.stopping = threading.Event()
-        self._child: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def busy(self) -> bool:
-        return self._lock.locked()
-
-    def run(self, trigger: str, run_id: str | None = None) -> RunOutcome | None:
-        """Run one generation; None if one is already running (one job at a time)."""
-        if not self._lock.acquire(blocking=False):
-            logger.warning("a run is already in progress; this one is skipped", trigger=trigger)
-            return None
-        run_id = run_id or new_run_id()
-        log.bind_run(run_id)
-        try:
-            return self._run(run_id, trigger)
-        finally:
-            log.unbind_run()
-            self._lock.release()
-
-    def _run(self, run_id: str, trigger: str) -> RunOutcome:
-        argv = [a.replace("{run_id}", run_id).replace("{trigger}", trigger) for a in self.command]
-        started = time.monotonic()
-        logger.info("run starting", trigger=trigger)
-        tail: deque[str] = deque(maxlen=30)
-        # Own session: a terminal's Ctrl-C reaches only the daemon, which then stops the child itself.
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        self._child = proc
-        reader = threading.Thread(target=_pump, args=(proc, tail), daemon=True)
-        reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            logger.error("run timed out; stopping it", timeout_s=self.timeout_s)
-            self.terminate_child()
-        finally:
-            self._child = None
-        reader.join(timeout=5)
-        rc = proc.returncode
-        status: FinalStatus
-        if rc == 0 and not timed_out:
-            status, error = "success", None
-        elif self.stopping.is_set():
-            status, error = "cancelled", f"daemon stopping; generation exited with {_rc_text(rc)}"
-        else:
-            status = "failed"
-            why = f"timed out after {self.timeout_s:.0f} s" if timed_out else f"exited with {_rc_text(rc)}"
-            error = f"generation process {why}" + (": " + _last_lines(tail) if tail else "")
-        self._settle_row(run_id, trigger, proc.pid, status, error)
-        logger.info("run finished", status=status, returncode=rc,
-                    seconds=round(time.monotonic() - started, 2), error=error)
-        return RunOutcome(run_id, status, rc, error)
-
-    def _settle_row(self, run_id: str, trigger: str, pid: int, status: FinalStatus,
-                    error: str | None) -> None:
-        record = self.history.get(run_id)
-        if record is None:  # died before recording (bad config, import error): record it ourselves
-            self.history.start_run(run_id, trigger=trigger, plan={}, run_dir=None, pid=pid)
-            self.history.finish_run(run_id, status=status, error=error)
-        elif record.status == "running":
-            self.history.finish_if_running(run_id, status="failed" if status == "success" else status,
-                                           error=error or "generation exited without finishing its run")
-
-    def terminate_child(self) -> None:
-        """SIGTERM the child's process group, wait up to the grace period, then SIGKILL it."""
-        proc = self._child
-        if proc is None or proc.poll() is not None:
-            return
-        _signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=self.stop_grace_s)
-        except subprocess.TimeoutExpired:
-            logger.warning("generation did not stop in time; killing it", grace_s=self.stop_grace_s)
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-
-
-def _pump(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
-    """Pass the child's output through to ours (journald) and keep the last lines for the error."""
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        sys.stderr.buffer.write(raw)
-        sys.stderr.buffer.flush()
-        tail.append(raw.decode("utf-8", errors="replace").rstrip())
-
-
-def _rc_text(rc: int | None) -> str:
-    if rc is not None and rc < 0:
-        return f"signal {signal.Signals(-rc).name}"
-    return f"exit code {rc}"
-
-
-def _last_lines(tail: deque[str], n: int = 6) -> str:
-    lines = [line for line in tail if line.strip()]
-    return "\n".join(lines[-n:])
-
-
 # --- the daemon ----------------------------------------------------------------------------------
 class Daemon:
     def __init__(self, settings: Settings, paths: Paths, *, config_file: Path | None = None,
@@ -282,7 +151,7 @@ class Daemon:
     # Signal handlers only set flags; the main loop acts on them.
     def _on_stop(self, signum: int, _frame: Any) -> None:
         logger.info("stop requested", signal=signal.Signals(signum).name)
-        self.runner.stopping.set()
+        self.runner.on_signal("the daemon is stopping")  # a second SIGTERM kills the child at once
         self._stop.set()
 
     def _on_run_now(self, _signum: int, _frame: Any) -> None:
@@ -291,18 +160,30 @@ class Daemon:
     def _job(self) -> None:
         with self._trigger_lock:
             trigger, self._pending_trigger = self._pending_trigger, "schedule"
+        if self._orphan_running():
+            return
         run_id = new_run_id()
         self._current = run_id
         self.write_state()
         try:
             self.runner.run(trigger, run_id)
-        except Exception:  # a broken job must never take the scheduler down with it
+        except Exception as exc:  # a broken job must never take the scheduler down with it
             logger.exception("run crashed in the daemon")
-            self.history.finish_if_running(run_id, status="failed",
-                                           error="daemon error while running the job")
+            error = f"daemon error while running the job: {type(exc).__name__}: {exc}"
+            if not self.history.record_unstarted(run_id, trigger=trigger, status="failed", error=error):
+                self.history.finish_if_running(run_id, status="failed", error=error)
         finally:
             self._current = None
             self.write_state()
+
+    def _orphan_running(self) -> bool:
+        """A run of a killed daemon (or a manual `generate`) may still be going: one job at a time."""
+        self.history.fail_stale_running(GONE)
+        others = self.history.active_runs()
+        if others:
+            logger.warning("another run is still in progress; not starting one now",
+                           other_run=others[0].run_id, other_pid=others[0].pid)
+        return bool(others)
 
     def _fire_now(self, trigger: str) -> None:
         if self.runner.busy:
@@ -349,8 +230,9 @@ class Daemon:
                 signal.signal(sig, handler)
             raise
         try:
-            stale = self.history.fail_stale_running(
-                "the process running it is gone (crash, kill or power off)")
+            remove_stale_temp_files(
+                [self.paths.state_dir, self.paths.wallpapers_dir, self.paths.cache_dir])
+            stale = self.history.fail_stale_running(GONE)
             if stale:
                 logger.warning("marked interrupted runs as failed", count=stale)
             missed = self.catch_up_due()
@@ -380,11 +262,37 @@ class Daemon:
     def _shutdown(self) -> None:
         logger.info("daemon stopping")
         self._scheduler.shutdown(wait=False)  # no new runs; the current one is ours to stop
-        self.runner.terminate_child()
-        deadline = time.monotonic() + 10
+        self.runner.request_stop("the daemon is stopping")  # the job thread stops the child
+        deadline = time.monotonic() + self.runner.stop_grace_s + 10
         while self.runner.busy and time.monotonic() < deadline:  # the job thread settles the row
             time.sleep(0.05)
         if self._current:
             self.history.finish_if_running(self._current, status="cancelled", error="daemon stopped")
         self.write_state()
         logger.info("daemon stopped")
+
+
+def remove_stale_temp_files(directories: Iterable[Path], *, max_age_s: float = STALE_TEMP_AGE_S,
+                            now: float | None = None) -> list[Path]:
+    """Remove our atomic-write temp files (`.<name>.<random>.part`) older than `max_age_s` left by a
+    crash, in the top level of each directory only (never inside model caches or run folders).
+    Returns what was removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for directory in directories:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # not created yet, or unreadable: nothing of ours to clean
+            continue
+        for entry in entries:
+            try:
+                if (not _TEMP_NAME.match(entry.name) or not entry.is_file(follow_symlinks=False)
+                        or now - entry.stat(follow_symlinks=False).st_mtime < max_age_s):
+                    continue
+                os.unlink(entry.path)
+            except OSError as exc:
+                logger.warning("could not remove a stale temp file", path=entry.path, error=exc.strerror)
+                continue
+            removed.append(Path(entry.path))
+            logger.info("removed a stale temp file", path=entry.path)
+    return removed

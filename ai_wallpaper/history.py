@@ -2,8 +2,9 @@
 
 Crash safety: WAL journal + `synchronous=FULL`, one short transaction per call, a fresh connection per
 call (safe across fork and between the daemon and its child). A run that is killed mid-way leaves its
-row "running"; `fail_stale_running` (called by the daemon at start, and by the daemon when its child
-dies) turns such rows into "failed". The database itself is never left half-written: SQLite's
+row "running"; `fail_stale_running` (called by the daemon at start and before each run) turns such
+rows into "failed": rows whose process is gone, and every row from before the last boot (its pid may
+name another process by now). The database itself is never left half-written: SQLite's
 journal guarantees that.
 
 A second table, `wallpapers`, records every time a wallpaper was put on the desktop (by a run, or by
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from ai_wallpaper.run_liveness import row_process_alive, row_process_at_work
 
 RunStatus = Literal["running", "success", "failed", "cancelled"]
 FinalStatus = Literal["success", "failed", "cancelled"]
@@ -104,21 +107,6 @@ class RunRecord:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 class History:
     """The run history database. Cheap to construct; every method opens its own short connection."""
 
@@ -191,13 +179,31 @@ class History:
                 db.execute("INSERT INTO wallpapers (set_at, path, run_id, action) VALUES (?, ?, ?, 'run')",
                            (now, wallpaper, run_id))
 
-    def finish_if_running(self, run_id: str, *, status: FinalStatus, error: str) -> bool:
-        """Finish a run only if it is still "running" (the daemon's safety net after its child exits)."""
+    def finish_if_running(self, run_id: str, *, status: FinalStatus, error: str,
+                          replacing: tuple[RunStatus, ...] = ("running",)) -> bool:
+        """Finish a run only if it is still "running" (the daemon's safety net after its child exits).
+        `replacing` widens that: a run that timed out is "failed" even though its child said "cancelled"."""
+        marks = ", ".join("?" * len(replacing))
         with self._transaction() as db:
             cur = db.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, error = ? "
-                "WHERE run_id = ? AND status = 'running'",
-                (status, time.time(), error, run_id),
+                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?), error = ? "
+                f"WHERE run_id = ? AND status IN ({marks})",
+                (status, time.time(), error, run_id, *replacing),
+            )
+            return cur.rowcount > 0
+
+    def record_unstarted(self, run_id: str, *, trigger: str, status: FinalStatus, error: str | None,
+                         pid: int | None = None) -> bool:
+        """Write the final row of a run that ended before it recorded itself (bad config, missing model,
+        killed while loading), so the history says why it never ran. False if the row already exists."""
+        if status not in ("success", "failed", "cancelled"):
+            raise ValueError(f"record_unstarted: bad status {status!r}")
+        now = time.time()
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (run_id, trigger, status, started_at, finished_at, pid, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                (run_id, trigger, status, now, now, pid if pid is not None else os.getpid(), error),
             )
             return cur.rowcount > 0
 
@@ -216,14 +222,22 @@ class History:
     def fail_stale_running(self, reason: str, *, exclude_pids: frozenset[int] = frozenset()) -> int:
         """Rows still "running" whose process is gone become "failed" with `reason`. Returns the count."""
         with self._transaction() as db:
-            rows = db.execute("SELECT run_id, pid FROM runs WHERE status = 'running'").fetchall()
+            rows = db.execute("SELECT run_id, pid, started_at FROM runs WHERE status = 'running'").fetchall()
             stale = [r["run_id"] for r in rows
-                     if r["pid"] is None or (r["pid"] not in exclude_pids and not _pid_alive(r["pid"]))]
+                     if r["pid"] not in exclude_pids and not row_process_alive(r["pid"], r["started_at"])]
             now = time.time()
             for run_id in stale:
                 db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
                            (now, reason, run_id))
             return len(stale)
+
+    def active_runs(self) -> list[RunRecord]:
+        """Rows still "running" whose own process is at work: alive, and started no later than the row
+        (a pid reused by a newer process does not count; neither does a resumed run, whose row is older
+        than its process — good enough for "is another generation using the machine right now")."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at").fetchall()
+        return [RunRecord.from_row(r) for r in rows if row_process_at_work(r["pid"], r["started_at"])]
 
     def delete_runs(self, run_ids: list[str]) -> None:
         with self._transaction() as db:

@@ -32,7 +32,7 @@ from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import ScheduleSettings
 
 FAKE_JOB = textwrap.dedent("""
-    import os, signal, sys, time
+    import json, os, signal, sys, time
     from pathlib import Path
     from ai_wallpaper.history import History
     from ai_wallpaper.paths import Paths
@@ -47,6 +47,15 @@ FAKE_JOB = textwrap.dedent("""
     if behaviour == "crash-early":
         print("config problem: pipeline.txt2img.steps: must be >= 1", file=sys.stderr)
         sys.exit(3)
+    if behaviour == "log-then-error":  # like the CLI failing before its run started: logs, then error + hint
+        for step in range(3):
+            print(json.dumps({"event": f"step {step}", "level": "info"}), file=sys.stderr, flush=True)
+        print("error: something human\\n  hint: do the human thing", file=sys.stderr, flush=True)
+        print(json.dumps({"event": "late line", "level": "info"}), file=sys.stderr, flush=True)
+        sys.exit(5)
+    if behaviour == "sleep-early":  # still loading: no row yet, dies of SIGTERM's default action
+        (control / f"started-{run_id}").write_text(str(os.getpid()))
+        time.sleep(600)
     history = History(Paths.from_env().history_db)
     history.start_run(run_id, trigger=trigger, plan={"theme": {"key": behaviour}}, run_dir=None)
 
@@ -347,3 +356,28 @@ def test_daemon_with_real_generate(daemons: Callable[..., DaemonProcess], tmp_pa
     set_paths = recorded.read_text().split()
     assert [r.wallpaper for r in ok] == set_paths[:len(ok)]
     assert all(r.trigger == "schedule" for r in runs)
+
+
+def test_a_failed_child_s_own_error_message_is_recorded_and_shown(daemons: Callable[..., DaemonProcess]) -> None:
+    d = daemons({"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
+    d.queue("log-then-error")
+    d.wait_started()
+    subprocess.run([sys.executable, "-m", "ai_wallpaper", "next", "--config", str(d.config)], check=True,
+                   capture_output=True)
+    failed = wait_for(lambda: [r for r in d.runs() if r.status == "failed"], 20, "the failed run")[0]
+    assert d.stop() == 0
+    # The child printed JSON log lines around its `error:` block and exited 5 without recording:
+    # the row holds its own words (message and hint), not log fragments or an exit code.
+    assert failed.error == "something human\n  hint: do the human thing"
+    cli = [sys.executable, "-m", "ai_wallpaper"]
+    status = subprocess.run([*cli, "status", "--config", str(d.config)], capture_output=True, text=True,
+                            check=True).stdout
+    assert "\n  error: something human\n  hint: do the human thing\n" in status
+    assert "{" not in status
+    table = subprocess.run([*cli, "history", "--config", str(d.config)], capture_output=True, text=True,
+                           check=True).stdout
+    row = next(line for line in table.splitlines() if line.startswith(failed.run_id))
+    assert row.split()[3:5] == ["next", "failed"] and row.endswith("something human")
+    as_json = subprocess.run([*cli, "history", "--json", "--config", str(d.config)], capture_output=True,
+                             text=True, check=True).stdout
+    assert json.loads(as_json.splitlines()[0])["error"] == failed.error

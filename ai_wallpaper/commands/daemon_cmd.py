@@ -41,6 +41,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", action="store_true", help="un-favorite instead")
     p.set_defaults(func=cmd_favorite)
     p = sub.add_parser("next", parents=[common], help="generate now (through the daemon if it runs)")
+    p.add_argument("--job-command", help=argparse.SUPPRESS)  # tests: as for `daemon`, when none runs
     p.set_defaults(func=cmd_next)
     p = sub.add_parser("install-service", parents=[common], help="write the systemd user units")
     p.add_argument("--timer", action="store_true",
@@ -62,7 +63,7 @@ def cmd_daemon(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.daemon import JobRunner, generate_command
+    from ai_wallpaper.job_runner import JobRunner, generate_command
 
     pid = lock_holder(ctx.paths.daemon_lock)
     if pid and pid > 0:
@@ -73,16 +74,27 @@ def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
         os.kill(pid, signal.SIGUSR1)
         print(f"asked the daemon (pid {pid}) to generate now; follow it with `ai-wallpaper status`")
         return int(ExitCode.OK)
-    runner = JobRunner(History(ctx.paths.history_db), generate_command(ctx.config_file),
+    command = json.loads(args.job_command) if args.job_command else generate_command(ctx.config_file)
+    runner = JobRunner(History(ctx.paths.history_db), command,
                        timeout_s=ctx.settings.schedule.run_timeout_minutes * 60.0)
+
+    # Ctrl-C / SIGTERM stop the child (it is in its own session, so it never sees the terminal's
+    # Ctrl-C) and the runner settles the row "cancelled"; a second one kills the child at once.
+    def on_signal(signum: int, _frame: object) -> None:
+        reason = "Ctrl-C" if signum == signal.SIGINT else f"signal {signal.Signals(signum).name}"
+        runner.on_signal(f"interrupted by {reason}")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         outcome = runner.run("next")
-    except KeyboardInterrupt:
-        runner.stopping.set()
-        runner.terminate_child()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if outcome is None:  # interrupted before the child started: nothing ran, nothing to record
         return int(ExitCode.INTERRUPTED)
-    assert outcome is not None
     print(f"run {outcome.run_id}: {outcome.status}" + (f"\n{outcome.error}" if outcome.error else ""))
+    if outcome.status == "cancelled":
+        return int(ExitCode.INTERRUPTED)
     return int(ExitCode.OK) if outcome.status == "success" else int(ExitCode.RUN)
 
 
@@ -110,6 +122,29 @@ def _theme(rec: RunRecord) -> str:
     return (prompt[:30] + "…") if isinstance(prompt, str) and len(prompt) > 30 else (prompt or "-")
 
 
+def headline(error: str) -> str:
+    """An error on one line: its first line, with the bullet list a "...:" line introduces (config
+    problems) joined on; no hint."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if not lines:
+        return "-"
+    head, rest = lines[0], [line for line in lines[1:] if not line.startswith("hint:")]
+    items = [line.removeprefix("- ") for line in rest if line.startswith("- ")]
+    if head.endswith(":") and items:
+        return f"{head} {'; '.join(items)}"
+    return head
+
+
+def _hint(error: str) -> str | None:
+    hints = [line.strip().removeprefix("hint:").strip() for line in error.splitlines()
+             if line.strip().startswith("hint:")]
+    return hints[-1] if hints else None
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.daemon import describe_schedule, next_fire_time
 
@@ -133,7 +168,9 @@ def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
         took = f" in {last.duration_s:.0f} s" if last.duration_s is not None else ""
         print(f"last run: {last.run_id} ({last.trigger}) at {_local(last.started_at)}: {last.status}{took}")
         if last.error:
-            print(f"  error: {last.error.splitlines()[0]}")
+            print(f"  error: {headline(last.error)}")
+            if hint := _hint(last.error):
+                print(f"  hint: {hint}")
         if last.wallpaper:
             print(f"  wallpaper: {last.wallpaper}")
     return int(ExitCode.OK)
@@ -154,7 +191,7 @@ def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
     print(f"{'run id':<24} {'started':<20} {'trigger':<9} {'status':<9} {'secs':>6}  {'':1} theme / error")
     for r in runs:
         secs = f"{r.duration_s:.0f}" if r.duration_s is not None else "-"
-        note = r.error.splitlines()[0][:60] if r.error else _theme(r)
+        note = _clip(headline(r.error), 80) if r.error else _theme(r)
         print(f"{r.run_id:<24} {r.started_at.astimezone():%Y-%m-%d %H:%M:%S} {r.trigger:<9} {r.status:<9} "
               f"{secs:>6}  {'*' if r.favorite else ' '} {note}")
     return int(ExitCode.OK)

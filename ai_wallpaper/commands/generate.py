@@ -141,6 +141,32 @@ def recorded_settings(settings: Settings) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    """A scheduled, catch-up or `next` run that fails before its run starts (bad config, missing model,
+    full disk) still leaves a final history row, so `status` says why the wallpaper did not come."""
+    if args.trigger == "manual" or args.dry_run or args.resume:
+        return _run(args, ctx)
+    from ai_wallpaper.run_record import new_run_id
+
+    args.run_id = args.run_id or new_run_id()
+    try:
+        return _run(args, ctx)
+    except Exception as exc:
+        _record_unstarted(ctx, args.run_id, args.trigger, exc)
+        raise
+
+
+def _record_unstarted(ctx: AppContext, run_id: str, trigger: str, exc: Exception) -> None:
+    from ai_wallpaper.errors import WallpaperError
+    from ai_wallpaper.history import History
+
+    error = str(exc) if isinstance(exc, WallpaperError) else f"unexpected {type(exc).__name__}: {exc}"
+    try:  # a row that already exists (the run started and recorded itself) is left alone
+        History(ctx.paths.history_db).record_unstarted(run_id, trigger=trigger, status="failed", error=error)
+    except Exception as db_error:  # the history is the report's copy: it must not hide the error itself
+        logger.warning("could not record the failed run in the history", error=repr(db_error))
+
+
+def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.commands.plan_cmd import print_plan, request_from_args
     from ai_wallpaper.planner import make_plan
 
