@@ -24,8 +24,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import yaml
-
 from ai_wallpaper import log
 from ai_wallpaper.errors import ConfigError
 from ai_wallpaper.paths import Paths
@@ -172,7 +170,7 @@ def load_library(paths: Paths, settings: Settings, settings_path: Path) -> LoraL
                            hash_cache=hash_cache)
     data, source = load_yaml(file)
     parsed, problems = build(LoraLibraryFile, data, source)
-    problems = _key_problems(file, source) + problems
+    problems = _key_problems(data, source) + problems
     specs: dict[str, LoraSpec] = {}
     if parsed is not None:
         seen: dict[Path, str] = {}
@@ -200,30 +198,18 @@ def load_library(paths: Paths, settings: Settings, settings_path: Path) -> LoraL
                        loras=MappingProxyType(specs), enabled=settings.loras.enabled, hash_cache=hash_cache)
 
 
-def _key_problems(file: Path, source: Source) -> list[Problem]:
-    """LoRA keys: PyYAML keeps the last of two equal keys silently, and keys must be plain names."""
-    try:
-        root = yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, OSError):
-        return []  # load_yaml already reported it
+def _key_problems(data: Any, source: Source) -> list[Problem]:
+    """LoRA keys must be plain names (duplicate keys are found for every file by yaml_loading)."""
+    table = data.get("loras") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        return []
     problems: list[Problem] = []
-    if not isinstance(root, yaml.MappingNode):
-        return problems
-    for key_node, value_node in root.value:
-        if key_node.value != "loras" or not isinstance(value_node, yaml.MappingNode):
-            continue
-        seen: dict[str, int] = {}
-        for k, _ in value_node.value:
-            line = k.start_mark.line + 1
-            if k.value in seen:
-                problems.append(Problem(source.file, line, f"loras.{k.value}",
-                                        f"duplicate LoRA key (first defined on line {seen[k.value]})",
-                                        "rename or remove one of them"))
-            seen.setdefault(k.value, line)
-            if not KEY_RE.match(str(k.value)):
-                problems.append(Problem(source.file, line, f"loras.{k.value}",
-                                        f"key {k.value!r} must be letters, digits, _ . - (no spaces)",
-                                        "themes' lora_hints refer to LoRAs by this key"))
+    for key in table:
+        if not KEY_RE.match(str(key)):
+            path: KeyPath = ("loras", str(key))
+            problems.append(Problem(source.file, source.line_of(path), dotted(path),
+                                    f"key {key!r} must be letters, digits, _ . - (no spaces)",
+                                    "themes' lora_hints refer to LoRAs by this key"))
     return problems
 
 

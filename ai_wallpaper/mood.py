@@ -5,14 +5,20 @@ one it is built from the clock and the calendar alone: time of day from sunrise/
 astronomically when the location is known, else from fixed clock hours; the season from the
 date, flipped for the southern hemisphere. Everything is a plain dict so it goes into the plan,
 run.json and the LoRA selector unchanged.
+
+Values that cannot be real (NaN, infinities, -100 °C, negative wind, a code that is no WMO code,
+a sunset before the sunrise, coordinates off the globe) are "no data" here, never a mood, whatever
+the caller passes. In polar day or night (no sunrise or sunset) the time of day is day or night:
+the provider's live is_day when it has one, else the sun's own polar state.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from ai_wallpaper.sun import SunTimes as SunTimes  # re-exported: the sun used to live here
+from ai_wallpaper.sun import solar_date, sun_times, valid_coordinates
 
 # --- vocabulary (themes.yaml affinities are validated against these) -------------------------
 CONDITIONS = ("clear", "cloudy", "overcast", "fog", "drizzle", "rain", "snow", "storm")
@@ -46,6 +52,17 @@ SEASON_ATMOSPHERE = {
     "winter": "still, cold winter air",
 }
 MOOD_PLACEHOLDERS = ("light", "atmosphere", "season")
+# What the Earth's surface has ever measured, with margin: outside it a value is an error, not weather.
+TEMPERATURE_LIMITS_C = (-90.0, 60.0)
+WIND_LIMITS_KMH = (0.0, 500.0)
+# The WMO 4677 codes Open-Meteo reports, by condition family; any other code is unknown.
+WMO_FAMILIES: dict[int, str] = {
+    0: "clear", 1: "clear", 2: "cloudy", 3: "overcast", 45: "fog", 48: "fog",
+    **dict.fromkeys((51, 53, 55, 56, 57), "drizzle"),
+    **dict.fromkeys((61, 63, 65, 66, 67, 80, 81, 82), "rain"),
+    **dict.fromkeys((71, 73, 75, 77, 85, 86), "snow"),
+    **dict.fromkeys((95, 96, 99), "storm"),
+}
 
 _ADJECTIVE = {
     "clear": "clear", "cloudy": "cloudy", "overcast": "overcast", "fog": "foggy", "drizzle": "drizzly",
@@ -53,27 +70,24 @@ _ADJECTIVE = {
 }
 
 
-def condition_family(wmo_code: int | None) -> str | None:
-    """WMO weather interpretation code (Open-Meteo's `weather_code`) -> condition family."""
-    if wmo_code is None:
+def wmo_code(value: Any) -> int | None:
+    """`value` as a known WMO weather code (45 or 45.0), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN != NaN
         return None
-    if wmo_code in (0, 1):
-        return "clear"
-    if wmo_code == 2:
-        return "cloudy"
-    if wmo_code == 3:
-        return "overcast"
-    if wmo_code in (45, 48):
-        return "fog"
-    if 51 <= wmo_code <= 57:
-        return "drizzle"
-    if 61 <= wmo_code <= 67 or 80 <= wmo_code <= 82:
-        return "rain"
-    if 71 <= wmo_code <= 77 or wmo_code in (85, 86):
-        return "snow"
-    if 95 <= wmo_code <= 99:
-        return "storm"
-    return None
+    return int(value) if value in WMO_FAMILIES else None
+
+
+def condition_family(code: Any) -> str | None:
+    """WMO weather interpretation code (Open-Meteo's `weather_code`) -> condition family."""
+    known = wmo_code(code)
+    return None if known is None else WMO_FAMILIES[known]
+
+
+def plausible(value: Any, limits: tuple[float, float]) -> float | None:
+    """A finite number within `limits` as a float, else None (no data); NaN fails both comparisons."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not limits[0] <= value <= limits[1]:
+        return None
+    return float(value)
 
 
 def condition_from_text(text: str) -> str | None:
@@ -96,8 +110,9 @@ def condition_from_text(text: str) -> str | None:
 
 
 def temperature_band(celsius: float | None) -> str | None:
-    if celsius is None:
+    if plausible(celsius, TEMPERATURE_LIMITS_C) is None:
         return None
+    assert celsius is not None
     if celsius < 0:
         return "freezing"
     if celsius < 10:
@@ -110,8 +125,9 @@ def temperature_band(celsius: float | None) -> str | None:
 
 
 def wind_band(kmh: float | None) -> str | None:
-    if kmh is None:
+    if plausible(kmh, WIND_LIMITS_KMH) is None:
         return None
+    assert kmh is not None
     if kmh < 12:
         return "calm"
     if kmh < 30:
@@ -130,47 +146,7 @@ def season_for(day: date, latitude: float | None) -> str:
     return north
 
 
-# --- sunrise / sunset ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SunTimes:
-    sunrise: datetime | None  # UTC; None in polar day or night
-    sunset: datetime | None
-    polar: str | None = None  # "day" (sun never sets) or "night" (never rises)
-
-
-_J2000 = 2451545.0
-_J2000_NOON = datetime(2000, 1, 1, 12, tzinfo=UTC)
-
-
-def sun_times(latitude: float, longitude: float, day: date) -> SunTimes:
-    """The sunrise equation (NOAA-style approximation, about a minute of error at mid latitudes)."""
-    n = (day - date(2000, 1, 1)).days
-    j_star = n - longitude / 360.0
-    m = math.radians((357.5291 + 0.98560028 * j_star) % 360)
-    c = 1.9148 * math.sin(m) + 0.0200 * math.sin(2 * m) + 0.0003 * math.sin(3 * m)
-    lam = math.radians((math.degrees(m) + c + 180 + 102.9372) % 360)
-    transit = _J2000 + j_star + 0.0053 * math.sin(m) - 0.0069 * math.sin(2 * lam)
-    sin_dec = math.sin(lam) * math.sin(math.radians(23.4397))
-    cos_dec = math.cos(math.asin(sin_dec))
-    phi = math.radians(latitude)
-    cos_w0 = (math.sin(math.radians(-0.833)) - math.sin(phi) * sin_dec) / (math.cos(phi) * cos_dec)
-    if cos_w0 < -1:
-        return SunTimes(None, None, "day")
-    if cos_w0 > 1:
-        return SunTimes(None, None, "night")
-    w0 = math.degrees(math.acos(cos_w0))
-
-    def to_dt(jd: float) -> datetime:
-        return _J2000_NOON + timedelta(days=jd - _J2000)
-
-    return SunTimes(to_dt(transit - w0 / 360), to_dt(transit + w0 / 360))
-
-
-def solar_date(now: datetime, longitude: float) -> date:
-    """The local calendar day by the sun, so a UTC date never splits a local evening."""
-    return (now.astimezone(UTC) + timedelta(hours=longitude / 15.0)).date()
+# --- time of day ------------------------------------------------------------------------------
 
 
 def time_of_day_from_sun(now: datetime, sunrise: datetime, sunset: datetime) -> str:
@@ -212,17 +188,24 @@ def time_of_day(
     longitude: float | None,
     sunrise: datetime | None = None,
     sunset: datetime | None = None,
+    is_day: bool | None = None,
 ) -> tuple[str, str]:
-    """(time of day, basis): basis is 'weather' (report's sun times), 'astronomical' or 'clock'."""
+    """(time of day, basis): basis is 'weather' (the report's sun times, or its is_day in polar
+    day or night), 'astronomical' or 'clock'. Sun times out of order and coordinates off the
+    globe are ignored."""
     now = _aware(now)
-    if sunrise is not None and sunset is not None:
+    if sunrise is not None and sunset is not None and sunrise < sunset:
         return time_of_day_from_sun(now, sunrise, sunset), "weather"
-    if latitude is not None and longitude is not None:
+    if valid_coordinates(latitude, longitude):
+        assert latitude is not None and longitude is not None
         sun = sun_times(latitude, longitude, solar_date(now, longitude))
-        if sun.polar is not None:
-            return ("day" if sun.polar == "day" else "night"), "astronomical"
-        assert sun.sunrise is not None and sun.sunset is not None
-        return time_of_day_from_sun(now, sun.sunrise, sun.sunset), "astronomical"
+        if sun.sunrise is not None and sun.sunset is not None:
+            return time_of_day_from_sun(now, sun.sunrise, sun.sunset), "astronomical"
+        if is_day is not None:  # polar day or night: what the provider sees wins
+            return ("day" if is_day else "night"), "weather"
+        return ("day" if sun.polar == "day" else "night"), "astronomical"
+    if is_day is not None:
+        return ("day" if is_day else "night"), "weather"
     return time_of_day_from_clock(now), "clock"
 
 
@@ -244,26 +227,32 @@ def build_mood(
     sunset (ISO strings or datetimes, UTC), observed_at.
     """
     now = _aware(now)
-    w = weather or {}
+    w = weather if isinstance(weather, dict) else {}
+    if not valid_coordinates(latitude, longitude):
+        latitude = longitude = None
     sunrise, sunset = _parse_dt(w.get("sunrise")), _parse_dt(w.get("sunset"))
-    if sunrise is not None and abs((now - sunrise).total_seconds()) > 20 * 3600:
-        sunrise = sunset = None  # a stale report's sun times belong to another day
-    tod, basis = time_of_day(now, latitude, longitude, sunrise, sunset)
+    if sunrise is None or sunset is None or not timedelta(0) < sunset - sunrise <= timedelta(hours=24) \
+            or abs((now - sunrise).total_seconds()) > 20 * 3600:
+        sunrise = sunset = None  # missing (polar), out of order, or a stale report's other day
+    is_day = w.get("is_day") if isinstance(w.get("is_day"), bool) and source == "live" else None
+    tod, basis = time_of_day(now, latitude, longitude, sunrise, sunset, is_day)
     day = solar_date(now, longitude) if longitude is not None else now.date()
-    condition = w.get("condition") or condition_family(w.get("weather_code"))
-    temp = w.get("temperature_c")
-    wind = w.get("wind_kmh")
+    code = wmo_code(w.get("weather_code"))
+    condition = w.get("condition") or condition_family(code)
+    temp = plausible(w.get("temperature_c"), TEMPERATURE_LIMITS_C)
+    wind = plausible(w.get("wind_kmh"), WIND_LIMITS_KMH)
+    observed = w.get("observed_at")
     mood: dict[str, Any] = {
-        "condition": condition if condition in CONDITIONS else None,
+        "condition": condition if isinstance(condition, str) and condition in CONDITIONS else None,
         "time_of_day": tod,
         "season": season_for(day, latitude),
         "temperature_band": temperature_band(temp),
         "temperature_c": temp,
         "wind": wind_band(wind),
         "wind_kmh": wind,
-        "weather_code": w.get("weather_code"),
+        "weather_code": code,
         "source": source,
-        "observed_at": w.get("observed_at"),
+        "observed_at": observed if isinstance(observed, str) else None,
         "time_basis": basis,
         "hemisphere": "unknown" if latitude is None else ("south" if latitude < 0 else "north"),
         "location": place or _coords(latitude, longitude),

@@ -1,7 +1,7 @@
 """A small schema engine: typed dataclasses are the single source of truth for every YAML file.
 
 - `option(default, doc, ...)` declares a setting with its documentation and bounds.
-- `load_yaml(path)` parses YAML and remembers the line of every key.
+- `load_yaml(path)` parses YAML within bounds and remembers the line of every key (yaml_loading).
 - `build(cls, data, source)` checks types, bounds, choices and unknown keys, then each
   dataclass's own `check()` for cross-field rules, and returns the instance plus *all* problems,
   each naming file, line, key path, what was expected and a hint.
@@ -11,21 +11,25 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
+import math
+import re
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
 from ai_wallpaper.errors import ConfigError
+from ai_wallpaper.problems import MAX_LISTED, Collector, KeyPath, Problem, Source, dotted
+from ai_wallpaper.problems import key_name as _name
+from ai_wallpaper.problems import show as _show
+from ai_wallpaper.yaml_loading import load_yaml, parse_yaml  # noqa: F401 - re-exported for the loaders
 
 T = TypeVar("T")
-KeyPath = tuple[str | int, ...]
 _MISSING = dataclasses.MISSING
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def option(
@@ -44,103 +48,19 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int | None
-    path: str
-    message: str
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        key = f" {self.path}:" if self.path else ""
-        hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"{where}:{key} {self.message}{hint}"
-
-
-@dataclass
-class Source:
-    """Where data came from: the file name and the line of each key path."""
-
-    file: str
-    lines: dict[KeyPath, int] = dataclasses.field(default_factory=dict)
-
-    def line_of(self, path: KeyPath) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get((), None)
-
-
-def dotted(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-# --- YAML with line numbers -------------------------------------------------------------------
-
-
-def load_yaml(path: Path) -> tuple[Any, Source]:
-    source = Source(str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", hint="create it, or point --config at another file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_yaml(text, source)
-
-
-def parse_yaml(text: str, source: Source) -> tuple[Any, Source]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ConfigError(
-            [str(Problem(source.file, line, "", f"invalid YAML: {exc.problem}"))],
-            hint="check indentation and quoting near that line",
-        ) from None
-    finally:
-        loader.dispose()
-    if node is not None:
-        source.lines[()] = node.start_mark.line + 1
-        _record_lines(node, (), source.lines)
-    return data, source
-
-
-def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _record_lines(value_node, (*path, key), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _record_lines(item, (*path, i), lines)
-
-
 # --- building and validating ------------------------------------------------------------------
 
 
-class _Ctx:
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def add(self, path: KeyPath, message: str, hint: str | None = None) -> None:
-        self.problems.append(Problem(self.source.file, self.source.line_of(path), dotted(path), message, hint))
-
-
 def build(cls: type[T], data: Any, source: Source, path: KeyPath = ()) -> tuple[T | None, list[Problem]]:
-    ctx = _Ctx(source)
+    """The instance, or None and every problem: the file's own (duplicate keys) and the schema's."""
+    ctx = Collector(source)
+    if path == ():
+        ctx.count = len(source.problems)
+        ctx.problems.extend(source.problems[:MAX_LISTED])
     value = _convert(cls, {} if data is None else data, path, ctx)
+    if ctx.count > MAX_LISTED:
+        more = f"... and {ctx.count - MAX_LISTED} more problems (the first {MAX_LISTED} are listed)"
+        ctx.problems.append(Problem(source.file, source.line_of(path), dotted(path), more))
     return (value if not ctx.problems else None), ctx.problems
 
 
@@ -169,8 +89,16 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
-def _convert(tp: Any, value: Any, path: KeyPath, ctx: _Ctx) -> Any:
+def _takes_float(tp: Any) -> bool:
+    return tp is float or (get_origin(tp) in (Union, types.UnionType) and float in get_args(tp))
+
+
+def _convert(tp: Any, value: Any, path: KeyPath, ctx: Collector) -> Any:
     origin = get_origin(tp)
+    if isinstance(value, float) and not math.isfinite(value) and _takes_float(tp):
+        # NaN passes every `min`/`max` comparison and inf overflows sums: refuse both here.
+        ctx.add(path, f"must be a finite number, got {value}", "write a plain number; .nan and .inf are not allowed")
+        return None
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _convert_dataclass(tp, value, path, ctx)
     if origin in (Union, types.UnionType):
@@ -180,17 +108,24 @@ def _convert(tp: Any, value: Any, path: KeyPath, ctx: _Ctx) -> Any:
         for alt in alternatives:
             if alt is type(None):
                 continue
-            trial = _Ctx(ctx.source)
+            trial = Collector(ctx.source)
+            trial.suggestions = ctx.suggestions
             result = _convert(alt, value, path, trial)
-            if not trial.problems:
+            ctx.suggestions = trial.suggestions
+            if not trial.count:
                 return result
-        ctx.add(path, f"expected {_type_name(tp)}, got {value!r}")
+            if not any(p.message.startswith("expected ") for p in trial.problems):
+                ctx.problems += trial.problems  # the right type with a wrong value: its message says more
+                ctx.count += trial.count
+                return None
+        ctx.add(path, f"expected {_type_name(tp)}, got {_show(value)}")
         return None
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            ctx.add(path, f"expected {_type_name(tp)}, got {value!r}", f"did you mean {close[0]!r}?" if close else None)
+            close = ctx.close_match(value if isinstance(value, str) else _show(value), [str(c) for c in choices])
+            hint = f"did you mean {close!r}?" if close else None
+            ctx.add(path, f"expected {_type_name(tp)}, got {_show(value)}", hint)
         return value
     if origin is list:
         if not isinstance(value, list):
@@ -203,76 +138,127 @@ def _convert(tp: Any, value: Any, path: KeyPath, ctx: _Ctx) -> Any:
             ctx.add(path, f"expected {_type_name(tp)}, got {type(value).__name__}")
             return {}
         _, item_tp = get_args(tp)
-        return {str(k): _convert(item_tp, v, (*path, str(k)), ctx) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            name = _name(k)
+            if name in out:  # `1:` and `'1':` are one name
+                ctx.add((*path, name), f"key {_show(k)} repeats the name {name!r}", "remove one of them")
+            out[name] = _convert(item_tp, v, (*path, name), ctx)
+        return out
     if tp is Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            ctx.add(path, f"expected true or false, got {value!r}")
+            ctx.add(path, f"expected true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            ctx.add(path, f"expected an integer, got {value!r}")
+            ctx.add(path, f"expected an integer, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            ctx.add(path, f"expected a number, got {value!r}")
+            ctx.add(path, f"expected a number, got {_show(value)}")
             return value
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range
+            ctx.add(path, f"is too large: {_show(value)}")
+            return None
     if tp is str:
         if not isinstance(value, str):
-            ctx.add(path, f"expected a string, got {value!r}", "quote the value")
+            ctx.add(path, f"expected a string, got {_show(value)}", "quote the value")
+        elif "\x00" in value or _SURROGATE.search(value):  # YAML escapes can make both; no file path takes them
+            ctx.add(path, f"contains a NUL or an unpaired surrogate character: {_show(value)}", "remove it")
         return value
     raise TypeError(f"schema type {tp!r} at {dotted(path)} is not supported")
 
 
-def _convert_dataclass(cls: type, value: Any, path: KeyPath, ctx: _Ctx) -> Any:
+class _Unknown(Exception):
+    """A check() read a field that did not convert: that check cannot be evaluated."""
+
+
+class _Partial:
+    """A dataclass instance some of whose fields did not convert, so that its check() still runs
+    on the fields that did: reading a failed field raises _Unknown, which skips that check (the
+    field has its own problem already). Never returned from `build`."""
+
+    __slots__ = ("_failed", "_obj")
+
+    def __init__(self, obj: Any, failed: set[str]) -> None:
+        self._obj = obj
+        self._failed = failed
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._failed:
+            raise _Unknown(name)
+        return getattr(self._obj, name)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """Type hints and init fields of a schema dataclass (get_type_hints compiles every annotation)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls) if f.init}
+
+
+def _convert_dataclass(cls: type, value: Any, path: KeyPath, ctx: Collector) -> Any:
     if not isinstance(value, dict):
         ctx.add(path, f"expected a mapping, got {type(value).__name__}")
         return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints, fields = _fields(cls)
     for key in value:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(fields)
-            ctx.add((*path, str(key)), "unknown key", hint)
+            name = _name(key)
+            close = ctx.close_match(name, list(fields))
+            hint = f"did you mean {close!r}?" if close else "allowed keys: " + ", ".join(fields)
+            ctx.add((*path, name), "unknown key", hint)
     kwargs: dict[str, Any] = {}
-    before = len(ctx.problems)
+    failed: set[str] = set()
     for name, f in fields.items():
         sub = (*path, name)
+        before = ctx.count
         if name in value:
             converted = _convert(hints[name], value[name], sub, ctx)
             _check_bounds(f, converted, sub, ctx)
             kwargs[name] = converted
         elif f.default is _MISSING and f.default_factory is _MISSING:
             ctx.add(sub, "required key is missing", f"add `{name}:` ({_type_name(hints[name])})")
-    if len(ctx.problems) != before:
-        return None
+            kwargs[name] = None
+        # A nested section stays readable: a _Partial if some of its fields failed, else an instance
+        # whose problems came from its own check() (each of its values is valid on its own).
+        result = kwargs.get(name)
+        if ctx.count != before and not (isinstance(result, _Partial) or dataclasses.is_dataclass(result)):
+            failed.add(name)
+    partial = bool(failed) or any(isinstance(v, _Partial) for v in kwargs.values())
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        ctx.add(path, str(exc))
+        if not partial:
+            ctx.add(path, str(exc))
         return None
-    check = getattr(obj, "check", None)
+    subject = _Partial(obj, failed) if partial else obj
+    check = getattr(cls, "check", None)
     if callable(check):
-        for item in check():
+        try:
+            found = check(subject)
+        except _Unknown:
+            found = []  # it needs a field that is already reported wrong
+        for item in found:
             sub_path, message, *hint = item
             ctx.add((*path, *sub_path), message, hint[0] if hint else None)
-    return obj
+    return subject
 
 
-def _check_bounds(f: dataclasses.Field[Any], value: Any, path: KeyPath, ctx: _Ctx) -> None:
+def _check_bounds(f: dataclasses.Field[Any], value: Any, path: KeyPath, ctx: Collector) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     lo, hi, mult = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("multiple_of")
     if lo is not None and value < lo:
-        ctx.add(path, f"must be >= {lo}, got {value}")
+        ctx.add(path, f"must be >= {lo}, got {_show(value)}")
     if hi is not None and value > hi:
-        ctx.add(path, f"must be <= {hi}, got {value}")
+        ctx.add(path, f"must be <= {hi}, got {_show(value)}")
     if mult and isinstance(value, int) and value % mult:
         lower = value - value % mult
-        ctx.add(path, f"must be a multiple of {mult}, got {value}", f"use {lower} or {lower + mult}")
+        ctx.add(path, f"must be a multiple of {mult}, got {_show(value)}", f"use {lower} or {lower + mult}")
 
 
 # --- sample rendering -------------------------------------------------------------------------

@@ -287,12 +287,10 @@ def _pick(data: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, d
 
 
 def load_settings(path: Path | None) -> tuple[Settings, Source]:
-    """Load and validate settings; a missing default file means all defaults."""
-    if path is None or not path.exists():
-        if path is not None and path.name != "settings.yaml":
-            load_yaml(path)  # raises the precise "file not found"
+    """Load and validate settings; None means all defaults (the caller decides when the file is optional)."""
+    if path is None:
         return Settings(), Source("<defaults>")
-    data, source = load_yaml(path)
+    data, source = load_yaml(path)  # a missing file is a ConfigError naming it, whatever its name
     return build_or_raise(Settings, data, source), source
 
 

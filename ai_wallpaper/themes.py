@@ -64,7 +64,7 @@ def _build(data: Any, source: Source) -> tuple[ThemeLibrary | None, list[Problem
     if parsed is None:
         # The file-level cross checks only run on a fully built file; report unknown categories
         # now anyway so one pass shows every problem we can find.
-        return None, problems + _raw_category_problems(data, source)
+        return None, list(dict.fromkeys(problems + _raw_category_problems(data, source)))
     return ThemeLibrary(Path(source.file), parsed.categories, parsed.themes), []
 
 

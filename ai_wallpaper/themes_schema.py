@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Placeholder -> the theme field whose list fills it. Each occurrence draws a different item.
 LIST_PLACEHOLDERS = {"element": "elements", "style": "styles", "color": "colors"}
 MAX_MULTIPLIER = 100.0
+MAX_UNKNOWN_PLACEHOLDERS = 10  # per template; a hostile file must not produce thousands of difflib calls
 _SINGULAR = {"conditions": "condition", "time_of_day": "time of day", "seasons": "season",
              "temperature": "temperature band", "wind": "wind band"}
 
@@ -139,12 +141,15 @@ class Theme:
                 problems.append((("templates", i), f"bad placeholder syntax: {exc}",
                                  "use {element}; write {{ for a literal {"))
                 continue
-            for placeholder in set(fields):
-                count = fields.count(placeholder)
+            unknown = 0
+            for placeholder, count in Counter(fields).items():  # Counter: linear even for huge templates
                 if placeholder not in allowed:
-                    close = difflib.get_close_matches(placeholder, allowed, n=1)
+                    unknown += 1
+                    if unknown > MAX_UNKNOWN_PLACEHOLDERS:
+                        continue
+                    close = difflib.get_close_matches(placeholder[:64], allowed, n=1)
                     hint = f"did you mean {{{close[0]}}}?" if close else "allowed: " + ", ".join(allowed)
-                    problems.append((("templates", i), f"unknown placeholder {{{placeholder}}}", hint))
+                    problems.append((("templates", i), f"unknown placeholder {{{placeholder[:64]}}}", hint))
                     continue
                 list_name = LIST_PLACEHOLDERS.get(placeholder)
                 if list_name is None:
@@ -157,6 +162,9 @@ class Theme:
                     problems.append((("templates", i),
                                      f"uses {{{placeholder}}} {count} times but `{list_name}` has only "
                                      f"{len(set(items))} distinct item(s)", f"add items to `{list_name}`"))
+            if unknown > MAX_UNKNOWN_PLACEHOLDERS:
+                problems.append((("templates", i), f"... and {unknown - MAX_UNKNOWN_PLACEHOLDERS} more unknown "
+                                 "placeholders", "allowed: " + ", ".join(allowed)))
         for list_name in LIST_PLACEHOLDERS.values():
             for j, item in enumerate(getattr(self, list_name)):
                 if not item.strip():

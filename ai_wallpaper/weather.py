@@ -11,6 +11,8 @@
   the result is "absent" and the mood comes from time and season only. A 429's Retry-After is
   remembered so the next runs do not hammer the service.
 - A place name is resolved once (Open-Meteo geocoding) and the coordinates cached for good.
+- Every report, fresh or cached, passes `weather_report.sanitize`: NaN, infinities and impossible
+  values are dropped with a warning, an unknown weather code rejects the report.
 Nothing here raises: every problem becomes a warning on the result.
 """
 
@@ -23,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ai_wallpaper import atomic, log
-from ai_wallpaper.mood import condition_family, condition_from_text
 from ai_wallpaper.plan import WeatherStatus
 from ai_wallpaper.settings import WeatherSettings
+from ai_wallpaper.sun import valid_coordinates
 from ai_wallpaper.weather_http import Deadline, WeatherFailure, get_json, origin
+from ai_wallpaper.weather_report import BadReport, nws_report, open_meteo_report, sanitize
 
 logger = log.get(__name__)
 
@@ -41,7 +44,7 @@ class Location:
 @dataclass(frozen=True)
 class WeatherResult:
     status: WeatherStatus
-    report: dict[str, Any] | None  # see _open_meteo_report for keys
+    report: dict[str, Any] | None  # see weather_report.REPORT_KEYS
     location: Location | None
     warnings: tuple[str, ...] = ()
 
@@ -59,8 +62,12 @@ def get_weather(settings: WeatherSettings, cache_dir: Path, *, now: datetime | N
         return _get_weather(settings, cache_dir, now, offline)
     except Exception as exc:  # weather must never fail a run
         logger.warning("weather.unexpected_error", error=repr(exc))
-        return WeatherResult("absent", None, None, (f"weather: unexpected error ({exc!r}); "
-                                                     "mood from time and season only",))
+        try:  # the configured place still gives the time of day by the sun
+            location = resolve_location_cached(settings, cache_dir)
+        except Exception:
+            location = None
+        return WeatherResult("absent", None, location, (f"weather: unexpected error ({exc!r}); "
+                                                         "mood from time and season only",))
 
 
 def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offline: bool) -> WeatherResult:
@@ -82,8 +89,9 @@ def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offl
     cache_file = cache_dir / f"{settings.provider}-{lat:.2f}_{lon:.2f}.json"
     cached = _read_json(cache_file)
     age = _age(cached, now)
-    if cached is not None and age is not None and age <= timedelta(minutes=settings.cache_minutes):
-        return WeatherResult("live", cached["report"], location, tuple(warnings))
+    cached_report, cached_notes = _usable(cached) if age is not None else (None, [])
+    if cached_report is not None and age is not None and age <= timedelta(minutes=settings.cache_minutes):
+        return WeatherResult("live", cached_report, location, (*warnings, *cached_notes))
 
     failure: str
     backoff_until = _backoff_until(cache_dir, settings.provider, now)
@@ -93,20 +101,21 @@ def _get_weather(settings: WeatherSettings, cache_dir: Path, now: datetime, offl
         failure = f"rate limited until {backoff_until.isoformat(timespec='seconds')}"
     else:
         try:
-            report = _fetch(settings, location, now, deadline)
+            report, notes = _fetch(settings, location, now, deadline)
         except WeatherFailure as exc:
             failure = str(exc)
-            if exc.retry_after is not None:
-                _set_backoff(cache_dir, settings.provider, now + timedelta(seconds=exc.retry_after))
+            if exc.retry_after is not None:  # at most a day: a Retry-After of 10^12 s (or NaN) is no plan
+                wait = exc.retry_after if 0 <= exc.retry_after <= 86400 else 86400
+                _set_backoff(cache_dir, settings.provider, now + timedelta(seconds=wait))
         else:
             _write_cache(cache_file, {"fetched_at": now.isoformat(), "report": report})
-            return WeatherResult("live", report, location, tuple(warnings))
+            return WeatherResult("live", report, location, (*warnings, *notes))
 
-    if cached is not None and age is not None and age <= timedelta(hours=settings.stale_hours):
+    if cached_report is not None and age is not None and age <= timedelta(hours=settings.stale_hours):
         minutes = int(age.total_seconds() // 60)
         warnings.append(f"weather: {failure}; using a stale report from {minutes} min ago")
         logger.warning("weather.stale", reason=failure, age_minutes=minutes)
-        return WeatherResult("stale", cached["report"], location, tuple(warnings))
+        return WeatherResult("stale", cached_report, location, (*warnings, *cached_notes))
     warnings.append(f"weather: {failure}; no usable cached report, mood from time and season only")
     logger.warning("weather.absent", reason=failure)
     return WeatherResult("absent", None, location, tuple(warnings))
@@ -116,15 +125,21 @@ def resolve_location_cached(settings: WeatherSettings, cache_dir: Path) -> Locat
     """Coordinates from settings, else from the geocoding cache; never touches the network."""
     loc = settings.location
     if loc.latitude is not None and loc.longitude is not None:
-        return Location(loc.latitude, loc.longitude, loc.place)
+        return _location(loc.latitude, loc.longitude, loc.place)
     if loc.place:
         entry = (_read_json(cache_dir / "geocode.json") or {}).get(_place_key(loc.place))
         if isinstance(entry, dict):
-            try:
-                return Location(float(entry["latitude"]), float(entry["longitude"]), str(entry["name"]))
-            except (KeyError, TypeError, ValueError):
-                return None
+            name = entry.get("name")
+            return _location(entry.get("latitude"), entry.get("longitude"), name if isinstance(name, str) else None)
     return None
+
+
+def _location(latitude: Any, longitude: Any, name: str | None) -> Location | None:
+    """A Location if the coordinates are a place on Earth (not NaN, not off the globe), else None."""
+    if not valid_coordinates(latitude, longitude):
+        logger.warning("weather.bad_coordinates", latitude=repr(latitude), longitude=repr(longitude))
+        return None
+    return Location(float(latitude), float(longitude), name)
 
 
 def coarse(value: float) -> float:
@@ -135,55 +150,32 @@ def coarse(value: float) -> float:
 # --- providers ---------------------------------------------------------------------------------
 
 
-def _fetch(settings: WeatherSettings, location: Location, now: datetime, deadline: Deadline) -> dict[str, Any]:
+def _fetch(settings: WeatherSettings, location: Location, now: datetime,
+           deadline: Deadline) -> tuple[dict[str, Any], list[str]]:
+    """A sanitized report and its warnings; WeatherFailure if there is no usable one."""
+    notes: list[str] = []
     if settings.provider == "nws":
-        return _fetch_nws(settings, location, now, deadline)
+        raw = _fetch_nws(settings, location, now, deadline)
+    else:
+        raw = _fetch_open_meteo(settings, location, now, deadline, notes)
+    try:
+        report, found = sanitize(raw)
+    except BadReport as exc:
+        raise WeatherFailure(f"unusable {settings.provider} report: {exc}") from None
+    return report, notes + found
+
+
+def _fetch_open_meteo(settings: WeatherSettings, location: Location, now: datetime, deadline: Deadline,
+                      notes: list[str]) -> dict[str, Any]:
     data = get_json(settings.open_meteo_url, {
         "latitude": f"{coarse(location.latitude):.2f}", "longitude": f"{coarse(location.longitude):.2f}",
         "current": "temperature_2m,weather_code,wind_speed_10m,is_day",
         "daily": "sunrise,sunset", "timezone": "auto", "forecast_days": 2, "wind_speed_unit": "kmh",
     }, settings, deadline)
     try:
-        return _open_meteo_report(data, now)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return open_meteo_report(data, now, notes)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise WeatherFailure(f"unexpected Open-Meteo answer ({type(exc).__name__}: {exc})") from None
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _open_meteo_report(data: Any, now: datetime) -> dict[str, Any]:
-    current = data["current"]
-    code_value = current["weather_code"]
-    if isinstance(code_value, bool) or not isinstance(code_value, int | float):
-        raise ValueError(f"weather_code {code_value!r}")
-    code = int(code_value)
-    offset = timedelta(seconds=int(data.get("utc_offset_seconds", 0)))
-    daily = data.get("daily") or {}
-    sunrise = sunset = None
-    local_today = (now + offset).date().isoformat()
-    days = list(daily.get("time") or [])
-    if days:
-        i = days.index(local_today) if local_today in days else 0
-        sunrise = (datetime.fromisoformat(daily["sunrise"][i]) - offset).replace(tzinfo=UTC).isoformat()
-        sunset = (datetime.fromisoformat(daily["sunset"][i]) - offset).replace(tzinfo=UTC).isoformat()
-    return {
-        "provider": "open-meteo",
-        "weather_code": code,
-        "condition": condition_family(code),
-        "temperature_c": _num(current.get("temperature_2m")),
-        "wind_kmh": _num(current.get("wind_speed_10m")),
-        "is_day": bool(current["is_day"]) if current.get("is_day") is not None else None,
-        "sunrise": sunrise,
-        "sunset": sunset,
-        "observed_at": str(current.get("time")) if current.get("time") else now.isoformat(timespec="minutes"),
-        "text": None,
-    }
 
 
 def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime, deadline: Deadline) -> dict[str, Any]:
@@ -199,27 +191,9 @@ def _fetch_nws(settings: WeatherSettings, location: Location, now: datetime, dea
                              f"only {settings.nws_url!r} is trusted")
     forecast = get_json(hourly_url, None, settings, deadline)
     try:
-        period = forecast["properties"]["periods"][0]
-        temp = _num(period["temperature"])
-        if temp is not None and str(period.get("temperatureUnit", "F")).upper() == "F":
-            temp = round((temp - 32) * 5 / 9, 1)
-        wind_text = str(period.get("windSpeed") or "")
-        mph = [float(w) for w in wind_text.replace("to", " ").split() if w.replace(".", "", 1).isdigit()]
-        text = str(period["shortForecast"])
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return nws_report(forecast["properties"]["periods"][0], now)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise WeatherFailure(f"unexpected NWS forecast answer ({type(exc).__name__}: {exc})") from None
-    return {
-        "provider": "nws",
-        "weather_code": None,
-        "condition": condition_from_text(text),
-        "temperature_c": temp,
-        "wind_kmh": round(max(mph) * 1.609, 1) if mph else None,
-        "is_day": period.get("isDaytime"),
-        "sunrise": None,
-        "sunset": None,
-        "observed_at": str(period.get("startTime") or now.isoformat(timespec="minutes")),
-        "text": text,
-    }
 
 
 def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: datetime,
@@ -228,8 +202,8 @@ def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: dateti
     data = get_json(settings.geocoding_url, {"name": name, "count": 10, "language": "en", "format": "json"},
                     settings, deadline)
     try:
-        results = list(data.get("results") or [])
-    except AttributeError:
+        results = [r for r in data.get("results") or [] if isinstance(r, dict)]
+    except (AttributeError, TypeError):
         raise WeatherFailure("unexpected geocoding answer") from None
     if not results:
         raise WeatherFailure("no match")
@@ -240,11 +214,11 @@ def _geocode(settings: WeatherSettings, cache_dir: Path, place: str, now: dateti
         return sum(q in text for q in qualifiers)
 
     best = max(results, key=score)  # max keeps the API's (population) order among ties
-    try:
-        loc = Location(float(best["latitude"]), float(best["longitude"]),
-                       ", ".join(str(best[k]) for k in ("name", "admin1", "country") if best.get(k)))
-    except (KeyError, TypeError, ValueError):
-        raise WeatherFailure("unexpected geocoding answer") from None
+    found = _location(best.get("latitude"), best.get("longitude"),
+                      ", ".join(str(best[k]) for k in ("name", "admin1", "country") if best.get(k)))
+    if found is None:
+        raise WeatherFailure("unexpected geocoding answer (no valid latitude/longitude)")
+    loc = found
     cache_file = cache_dir / "geocode.json"
     entries = _read_json(cache_file) or {}
     entries[_place_key(place)] = {"latitude": loc.latitude, "longitude": loc.longitude, "name": loc.name,
@@ -269,6 +243,15 @@ def _read_json(path: Path) -> Any:
     return data if isinstance(data, dict) else None
 
 
+def _usable(cached: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """A cached report after the same sanity rules as a fresh one (caches predate the rules)."""
+    try:
+        return sanitize(cached["report"])
+    except BadReport as exc:
+        logger.warning("weather.cache_unusable", reason=str(exc))
+        return None, []
+
+
 def _age(cached: Any, now: datetime) -> timedelta | None:
     if not isinstance(cached, dict) or not isinstance(cached.get("report"), dict):
         return None
@@ -288,6 +271,8 @@ def _backoff_until(cache_dir: Path, provider: str, now: datetime) -> datetime | 
         until = datetime.fromisoformat(str(value)) if value else None
     except ValueError:
         return None
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)  # a hand-edited file: comparing naive and aware would raise
     return until if until is not None and until > now else None
 
 

@@ -78,7 +78,7 @@ loras:
         ("loras.yaml:12: loras.sd15.base", "expected one of 'sdxl'"),
         ("loras.yaml:15: loras.typo.trigers", "did you mean 'trigger_words'"),
         ("loras.yaml:17: loras.pickled.file", "must be a .safetensors file"),
-        ("loras.yaml:18: loras.good", "duplicate LoRA key (first defined on line 5)"),
+        ("loras.yaml:18: loras.good", "duplicate key 'good': first on line 5, again on line 18"),
         ("loras.bad key", "no spaces"),
     ]
     for where, what in expected:

@@ -105,8 +105,9 @@ themes:
         "themes.yaml:7: themes.forest.category: unknown category 'natur' (hint: did you mean 'nature'?)"
         in joined
     )
-    assert len(problems) == 6
-    # A theme whose nested tables are broken is checked as a whole once they are fixed.
+    assert "themes.yaml:13: themes.Bad Key.templates[0]: uses {style} 2 times" in joined
+    assert len(problems) == 7  # the broken theme's own cross-checks run too
+    # Once the nested tables are fixed, the remaining problems are the same, none new.
     fixed = text.replace("sunny: 2", "clear: 2").replace("winter: -1", "winter: 1")
     with pytest.raises(ConfigError) as err2:
         themes_from_text(fixed, "themes.yaml")
@@ -203,3 +204,16 @@ def test_fill_draws_distinct_items_and_mood_words() -> None:
 def test_load_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_themes(tmp_path / "nope.yaml")
+
+
+def test_a_template_with_thousands_of_unknown_placeholders_is_checked_quickly() -> None:
+    import time
+
+    template = "{" + "}{".join(f"p{i}" for i in range(10000)) + "}"
+    text = ("categories:\n  c: {name: C}\nthemes:\n  t:\n    name: T\n    category: c\n"
+            f"    templates: ['{template}']\n")
+    started = time.process_time()
+    with pytest.raises(ConfigError) as err:
+        themes_from_text(text, "themes.yaml")
+    assert time.process_time() - started < 1.0
+    assert len(err.value.problems) == 11 and "... and 9990 more unknown placeholders" in err.value.problems[-1]

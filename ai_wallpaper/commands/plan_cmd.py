@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
 
 def print_plan(plan: Plan, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(plan.to_json(), indent=2, sort_keys=False))
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=False, allow_nan=False))
         return
     print("\n".join(format_plan(plan)))
 
