@@ -7,6 +7,7 @@ them, so model tests share these session-scoped fixtures.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,21 @@ def tiny_upscaler(tiny_upscaler_file: Path) -> Any:
     from spandrel import ModelLoader
 
     return ModelLoader().load_from_file(str(tiny_upscaler_file)).eval()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path, paths: Paths) -> Iterator[Callable[..., Any]]:
+    """Start daemon subprocesses on `paths` (tests.test_daemon.DaemonProcess); all are stopped afterwards."""
+    from tests.test_daemon import DaemonProcess
+
+    started: list[DaemonProcess] = []
+
+    def start(schedule: dict[str, Any], **kw: Any) -> DaemonProcess:
+        d = DaemonProcess(tmp_path, paths, schedule, **kw)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.stop()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,21 +144,6 @@ class DaemonProcess:
             except ValueError:
                 continue
         return out
-
-
-@pytest.fixture
-def daemons(tmp_path: Path, paths: Paths) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def start(schedule: dict[str, Any], **kw: Any) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, paths, schedule, **kw)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc.poll() is None:
-            d.stop()
 
 
 # --- schedule helpers (pure) --------------------------------------------------------------------

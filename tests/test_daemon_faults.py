@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +37,6 @@ CLI = [sys.executable, "-m", "ai_wallpaper"]
 
 
 @pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    started: list[DaemonProcess] = []
-
-    def start(paths: Paths, schedule: dict[str, Any], **kw: Any) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, paths, schedule, **kw)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc.poll() is None:
-            d.stop()
-
-
-@pytest.fixture
 def real_models(paths_with_models: Paths, tiny_sdxl_dir: Path, tiny_upscaler_file: Path) -> Paths:
     """Paths whose (shared) cache already holds the built-in models: the children never build them."""
     return paths_with_models
@@ -69,7 +54,7 @@ def final_record(history: History, run_id: str, timeout: float) -> RunRecord:
 # --- kill -9 of the daemon mid-run ---------------------------------------------------------------
 def test_daemon_killed_mid_run_leaves_the_run_to_finish_and_record(
         daemons: Callable[..., DaemonProcess], real_models: Paths) -> None:
-    d = daemons(real_models, {"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=FAST)
+    d = daemons({"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=FAST)
     d.wait_started()
     run = wait_for(lambda: [r for r in d.runs() if r.status == "running"], 60, "the real run to start")[0]
     child = run.pid
@@ -80,7 +65,7 @@ def test_daemon_killed_mid_run_leaves_the_run_to_finish_and_record(
     assert pid_alive(child)  # its own session: the child outlives the daemon
     # A new daemon while the orphan still works: it fails nothing that is alive and starts nothing
     # beside it (one generation at a time), although its schedule fires every second.
-    again = daemons(real_models, {"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=FAST,
+    again = daemons({"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=FAST,
                     stop_grace=5)
     again.wait_started()
     # Its output pipe has no reader any more: logging and the final prints meet EPIPE; nothing hangs.
@@ -103,7 +88,7 @@ def test_daemon_killed_mid_run_leaves_the_run_to_finish_and_record(
 def test_a_run_killed_with_its_daemon_is_failed_at_the_next_start(
         daemons: Callable[..., DaemonProcess], paths: Paths) -> None:
     # systemd's KillMode=mixed SIGKILLs the rest of the unit when the daemon dies: the child goes too.
-    d = daemons(paths, {"interval_seconds": 1, "timezone": "UTC"})
+    d = daemons({"interval_seconds": 1, "timezone": "UTC"})
     d.queue("hang")
     d.wait_started()
     run = wait_for(lambda: d.runs(), 20, "a run")[0]
@@ -116,7 +101,7 @@ def test_a_run_killed_with_its_daemon_is_failed_at_the_next_start(
     wait_for(lambda: not pid_alive(child), 10, "the child to die")
     left = d.history.get(run.run_id)
     assert left is not None and left.status == "running"  # nobody left to say otherwise
-    again = daemons(paths, {"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
+    again = daemons({"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
     again.wait_started()
     rec = again.history.get(run.run_id)
     assert rec is not None and rec.status == "failed" and rec.error and "gone" in rec.error
@@ -146,7 +131,7 @@ def test_real_generate_failing_before_its_run_is_recorded_by_the_daemon(
         daemons: Callable[..., DaemonProcess], paths: Paths, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-upscaler.pth"
     settings = {**FAST, "models": {"base": "builtin:tiny", "upscaler": str(missing), "device": "cpu"}}
-    d = daemons(paths, {"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=settings)
+    d = daemons({"interval_seconds": 1, "timezone": "UTC"}, job=False, extra_settings=settings)
     d.wait_started()
     failed = wait_for(lambda: [r for r in d.runs() if r.status == "failed"], 60, "the failed run")[0]
     assert d.stop() == 0
@@ -282,7 +267,7 @@ def test_daemon_start_removes_only_its_own_stale_temp_files(daemons: Callable[..
     link = paths.cache_dir / ".link.a1b2c3d4.part"
     link.symlink_to(target)
     os.utime(link, (old, old), follow_symlinks=False)
-    d = daemons(paths, {"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
+    d = daemons({"cron": "0 7 * * *", "timezone": "UTC", "catch_up": False})
     d.wait_started()
     assert d.stop() == 0
     assert not any(p.exists() for p in gone)

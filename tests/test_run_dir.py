@@ -71,13 +71,16 @@ def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [RUN_JSON]
 
 
-def test_atomic_files_get_umask_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
+def test_atomic_files_get_the_process_umask_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
     import os
 
     umask = os.umask(0o022)
+    os.umask(umask)
     try:
-        target = tmp_path / "f.txt"
-        atomic.write_text(target, "x")
+        for mask in (0o022, 0o077):
+            atomic.set_process_umask(mask)
+            target = tmp_path / f"f{mask:o}.txt"
+            atomic.write_text(target, "x")
+            assert target.stat().st_mode & 0o777 == 0o666 & ~mask
     finally:
-        os.umask(umask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~0o022
+        atomic.set_process_umask(umask)
