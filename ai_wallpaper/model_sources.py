@@ -8,21 +8,17 @@ A model setting (`models.base`, `models.refiner`, `models.upscaler`) is one of:
 
 Anything not found raises ONE `ModelError` naming the setting, what was tried and how to fix it. File
 existence is checked here, before diffusers runs, because a missing path otherwise surfaces as a
-misleading hub error. This module also fingerprints models for run.json (`describe_model`).
+misleading hub error. Fingerprints for run.json live in model_fingerprints.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ai_wallpaper.atomic import write_json
 from ai_wallpaper.builtin import (
     BUILTIN_PREFIX,
     SELF_TEST_LABEL,
@@ -32,10 +28,16 @@ from ai_wallpaper.builtin import (
 )
 from ai_wallpaper.errors import ModelError
 from ai_wallpaper.model_files import refuse_executable
+from ai_wallpaper.model_layout import (
+    Role,
+    check_checkpoint_keys,
+    check_role_shape,
+    looks_like_builtin,
+    safetensors_shapes,
+)
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import ModelSettings
 
-Role = Literal["base", "refiner", "upscaler"]
 SourceKind = Literal["builtin", "dir", "file", "hub"]
 
 SDXL_FILE_SUFFIXES = (".safetensors", ".ckpt")
@@ -46,10 +48,6 @@ DEFAULT_CONFIG_REPOS = {
     "refiner": "stabilityai/stable-diffusion-xl-refiner-1.0",
 }
 _BUILTIN_FOR_ROLE = {"base": "tiny", "refiner": "tiny-refiner", "upscaler": "tiny"}
-# The built-in recipe's widths (builtin.py): UNet conv_in channels and OpenCLIP width. A single file
-# with these shapes is a converted built-in model, so the built-in dir is a correct config for it.
-_BUILTIN_UNET_CONV_IN = 32
-_BUILTIN_OPENCLIP_WIDTH = 64
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _UPSCALER_HINT = (
     "download RealESRGAN_x4plus.pth (https://github.com/xinntao/Real-ESRGAN/releases) into {models_dir}/, "
@@ -174,23 +172,11 @@ def check_diffusers_dir(directory: Path, role: Role, setting: str) -> dict[str, 
                          f"(model_index.json lacks {', '.join(missing)})",
                          hint="SDXL base/refiner models have unet, vae, text_encoder_2 and scheduler")
     has_text_encoder = isinstance(index.get("text_encoder"), list) and index["text_encoder"][0] is not None
-    _check_role_shape(role, setting, str(directory), is_refiner=not has_text_encoder)
+    check_role_shape(role, setting, str(directory), is_refiner=not has_text_encoder)
     for weights in sorted(directory.glob("*/*")):  # pickled component weights: refused now, not mid-run
         if weights.suffix in (".bin", ".pt", ".pth", ".ckpt") and weights.is_file():
             refuse_executable(weights, setting)
     return dict(index)
-
-
-def _check_role_shape(role: Role, setting: str, where: str, *, is_refiner: bool) -> None:
-    if role == "base" and is_refiner:
-        raise ModelError(f"{setting}: {where} is an SDXL refiner (it has only the second text encoder), "
-                         "not a base model",
-                         hint="use it as models.refiner and set models.base to an SDXL base model")
-    if role == "refiner" and not is_refiner:
-        raise ModelError(f"{setting}: {where} is an SDXL base model (it has two text encoders), "
-                         "not a refiner",
-                         hint="set models.refiner to an SDXL refiner (e.g. stabilityai/stable-diffusion-xl-"
-                              "refiner-1.0) or null to skip the refiner stage")
 
 
 def _file_source(spec: str, role: Role, setting: str, file: Path, models: ModelSettings,
@@ -210,45 +196,12 @@ def _file_source(spec: str, role: Role, setting: str, file: Path, models: ModelS
     refuse_executable(file, setting)
     shapes = safetensors_shapes(file) if suffix == ".safetensors" else None
     if shapes is not None:
-        _check_checkpoint_keys(shapes, role, setting, file)
+        check_checkpoint_keys(shapes, role, setting, file)
     config, origin = _single_file_config(role, setting, file, shapes, models, paths)
     return ModelSource(role=role, spec=spec, kind="file", location=str(file),
                        label=f"single-file checkpoint {file} (configs: {origin})", setting=setting,
                        config=config, config_origin=origin,
                        self_test=(file.parent / "SELF_TEST_MODEL.txt").exists())
-
-
-def safetensors_shapes(file: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from a .safetensors header, without reading the (multi-GB) data."""
-    try:
-        with file.open("rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            if size > 100_000_000:
-                raise ValueError("implausible header size")
-            header = json.loads(fh.read(size))
-    except (OSError, ValueError, struct.error) as err:
-        raise ModelError(f"{file} is not a readable .safetensors file ({err})",
-                         hint="re-download it; the file may be truncated") from err
-    return {k: list(v.get("shape", [])) for k, v in header.items() if k != "__metadata__"}
-
-
-def _check_checkpoint_keys(shapes: dict[str, list[int]], role: Role, setting: str, file: Path) -> None:
-    keys = shapes.keys()
-    if not any(k.startswith("model.diffusion_model.") for k in keys):
-        raise ModelError(
-            f"{setting}: {file} holds no Stable Diffusion UNet in the single-file layout "
-            "(no 'model.diffusion_model.*' keys): it may be a LoRA, a VAE or a diffusers component file",
-            hint="give a full SDXL checkpoint or a diffusers model directory")
-    if any(k.startswith("cond_stage_model.") for k in keys):
-        raise ModelError(f"{setting}: {file} is a Stable Diffusion 1.x/2.x checkpoint, not SDXL",
-                         hint="this program needs an SDXL model")
-    has_clip_l = any(k.startswith("conditioner.embedders.0.transformer.") for k in keys)
-    has_openclip_1 = any(k.startswith("conditioner.embedders.1.model.") for k in keys)
-    has_openclip_0 = any(k.startswith("conditioner.embedders.0.model.") for k in keys)
-    if not (has_clip_l and has_openclip_1) and not has_openclip_0:
-        raise ModelError(f"{setting}: {file} has no SDXL text encoders (no 'conditioner.embedders.*' keys)",
-                         hint="this program needs a full SDXL checkpoint (UNet, VAE and text encoders)")
-    _check_role_shape(role, setting, str(file), is_refiner=has_openclip_0 and not has_clip_l)
 
 
 def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, list[int]] | None,
@@ -277,7 +230,7 @@ def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, 
     snapshot = hub_snapshot(default_repo)
     if snapshot is not None and (snapshot[0] / "unet" / "config.json").is_file():
         return str(snapshot[0]), f"{default_repo} configs from the hub cache"
-    if shapes is not None and _looks_like_builtin(shapes, role):
+    if shapes is not None and looks_like_builtin(shapes, role):
         return BUILTIN_PREFIX + _BUILTIN_FOR_ROLE[role], "built-in tiny layout"
     if models.allow_download:
         return default_repo, f"{default_repo} configs (download)"
@@ -286,14 +239,6 @@ def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, 
         hint=f"set {config_setting} to a local diffusers directory of the same architecture (e.g. a copy "
              f"of {default_repo} with its model_index.json, */config.json and tokenizer files; weights "
              "not needed), or set models.allow_download: true to fetch only the configs")
-
-
-def _looks_like_builtin(shapes: dict[str, list[int]], role: Role) -> bool:
-    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight", [])
-    openclip_prefix = "conditioner.embedders.1.model." if role == "base" else "conditioner.embedders.0.model."
-    pos = shapes.get(openclip_prefix + "positional_embedding", [])
-    return (bool(conv_in) and conv_in[0] == _BUILTIN_UNET_CONV_IN
-            and bool(pos) and pos[-1] == _BUILTIN_OPENCLIP_WIDTH)
 
 
 def hub_snapshot(repo_id: str) -> tuple[Path, str] | None:
@@ -337,65 +282,3 @@ def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, trie
         hint=f"set models.allow_download: true to download it once, or point {setting} at a local diffusers "
              f"directory or .safetensors file, or use 'builtin:{_BUILTIN_FOR_ROLE[role]}' for an offline "
              "self-test")
-
-
-# --- fingerprints for run.json -----------------------------------------------------------------
-
-
-def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
-    """sha256 of a file, cached in <cache_dir>/hashes.json by (path, size, mtime): SDXL files are 7 GB."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    cache_file = (cache_dir or Paths.from_env().cache_dir) / "hashes.json"
-    key = str(path)
-    cache: dict[str, Any] = {}
-    try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
-    entry = cache.get(key)
-    if isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == (stat.st_size,
-                                                                                 stat.st_mtime_ns):
-        return str(entry["sha256"])
-    with path.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    with contextlib.suppress(OSError):  # a read-only cache must not fail a run; the hash is still right
-        write_json(cache_file, cache)
-    return digest
-
-
-def dir_manifest_sha256(directory: Path) -> str:
-    """sha256 over the sorted list of (relative path, size) of every file: cheap, not a content hash."""
-    lines = []
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
-        lines.append(f"{file.relative_to(directory).as_posix()}\t{file.stat().st_size}")
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
-def describe_model(source: ModelSource, cache_dir: Path | None = None) -> dict[str, Any]:
-    """What run.json records about a model: where it came from and a fingerprint (with its scope)."""
-    info: dict[str, Any] = {
-        "role": source.role, "spec": source.spec, "kind": source.kind, "location": source.location,
-        "label": source.label, "self_test": source.self_test,
-    }
-    if source.hub_id:
-        info["hub_id"] = source.hub_id
-        info["revision"] = source.revision
-    if source.config:
-        info["config"] = source.config
-        info["config_origin"] = source.config_origin
-    path = source.path
-    if path is not None and path.is_file():
-        info["sha256"] = file_sha256(path, cache_dir)
-        info["hash_scope"] = "file contents"
-    elif path is not None and path.is_dir():
-        info["sha256"] = dir_manifest_sha256(path)
-        info["hash_scope"] = "file list and sizes (not contents)"
-        index = path / "model_index.json"
-        if index.is_file():
-            info["model_index_sha256"] = file_sha256(index, cache_dir)
-    else:
-        info["sha256"] = None
-        info["hash_scope"] = "none (not on disk yet)"
-    return info

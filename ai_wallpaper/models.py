@@ -19,12 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from ai_wallpaper import log
 from ai_wallpaper.errors import ModelError
 from ai_wallpaper.model_files import first_line, read_state_dict
-from ai_wallpaper.model_sources import (
-    ModelSource,
-    describe_model,
-    file_sha256,
-    resolve_source,
-)
+from ai_wallpaper.model_fingerprints import describe_model, file_sha256
+from ai_wallpaper.model_sources import ModelSource, resolve_source
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import MemoryOptions, ModelSettings
 
