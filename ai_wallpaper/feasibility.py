@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ai_wallpaper.builtin import is_builtin
-from ai_wallpaper.errors import ModelError
+from ai_wallpaper.errors import ConfigError, ModelError
 from ai_wallpaper.paths import Paths
 from ai_wallpaper.settings import Settings
 from ai_wallpaper.stages.enhance import VAE_TILE_PX
@@ -186,3 +186,15 @@ def model_problems(settings: Settings, paths: Paths) -> list[str]:
         except ModelError as exc:
             problems.append(str(exc))
     return problems
+
+
+def preflight(settings: Settings, paths: Paths) -> None:
+    """Fail before a run directory or history row exists: sizes, tiles, memory and every model."""
+    _, problems = work_problems(settings)
+    if problems:
+        raise ConfigError(problems, hint="`ai-wallpaper plan` shows each stage's estimate")
+    problems = model_problems(settings, paths)
+    if len(problems) == 1:
+        raise ModelError(problems[0])
+    if problems:
+        raise ModelError(f"{len(problems)} models cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ai_wallpaper import log
 from ai_wallpaper.errors import RunError
 from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import Plan
+from ai_wallpaper.plan import LoraChoice, Plan
 from ai_wallpaper.progress import PeakMemory, StageProgress
 from ai_wallpaper.run_dir import STAGE_FILES, RunDirectory
 from ai_wallpaper.settings import ModelSettings, Settings
@@ -99,22 +99,6 @@ def check_sizes(settings: Settings, plan: Plan) -> None:
         raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
 
 
-def preflight(settings: Settings, plan: Plan, paths: Paths) -> None:
-    """Fail before a run directory or history row exists: sizes, work, memory and every model."""
-    from ai_wallpaper.errors import ConfigError, ModelError
-    from ai_wallpaper.feasibility import model_problems, work_problems
-
-    check_sizes(settings, plan)
-    _, problems = work_problems(settings)
-    if problems:
-        raise ConfigError(problems, hint="`ai-wallpaper plan` shows each stage's estimate")
-    problems = model_problems(settings, paths)
-    if len(problems) == 1:
-        raise ModelError(problems[0])
-    if problems:
-        raise ModelError(f"{len(problems)} models cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
 def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
     """Model identities (kind, location, file hashes) for run.json."""
     from ai_wallpaper import models as loading
@@ -180,6 +164,12 @@ class _Runner:
         self.run.mark_stage(name, status="done", seconds=seconds, peak_rss=rss, peak_cuda=cuda, file=file, **extra)
         raise_if_cancelled(self.opts.cancel)
 
+    @staticmethod
+    def conditioning(prompt: str, stack: Sequence[LoraChoice]) -> dict[str, Any]:
+        """What run.json records of a diffusion stage: the prompt it encoded and the LoRAs it ran with."""
+        return {"prompt": prompt,
+                "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in stack]}
+
     def input_image(self, stage: str) -> Image.Image:
         """The image the stage consumes: in memory, or (on resume) the last completed stage's file."""
         if self.current is not None:
@@ -213,7 +203,7 @@ class _Runner:
                 assert result.image is not None
                 image = result.image
         self.done("base", image, self.settings.output.intermediate_compress_level,
-                  handoff="latents" if self.refine else "image")
+                  handoff="latents" if self.refine else "image", **self.conditioning(cfg.prompt, self.plan.loras))
         if self.refine:
             self.current = None  # the refiner consumes latents, not the preview
 
@@ -232,7 +222,9 @@ class _Runner:
         with self.stage("refined") as progress:
             image = run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
             self.models.release("refiner")
-        self.done("refined", image, self.settings.output.intermediate_compress_level)
+        # SDXL LoRAs do not fit the refiner's UNet: it runs without the stack (recorded as such).
+        self.done("refined", image, self.settings.output.intermediate_compress_level,
+                  **self.conditioning(cfg.prompt, ()))
 
     # 3. upscale ---------------------------------------------------------------------------------
     def stage_upscaled(self) -> None:
@@ -255,6 +247,7 @@ class _Runner:
 
     # 4. enhance ---------------------------------------------------------------------------------
     def stage_enhanced(self) -> None:
+        from ai_wallpaper.lora_apply import applied_loras
         from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
 
         e = self.settings.pipeline.enhance
@@ -267,8 +260,13 @@ class _Runner:
                             guidance_scale=e.guidance_scale, blend=e.blend,
                             batch_size=None if e.batch_size == "auto" else int(e.batch_size))
         with self.stage("enhanced") as progress:
-            image = run_enhance(source, self.models.get("base"), cfg, progress, self.opts.cancel)
-        self.done("enhanced", image, self.settings.output.intermediate_compress_level)
+            pipe = self.models.get("base")
+            # The same stack as the base stage: its trigger words are in the prompt, and a style LoRA
+            # missing here would be painted over at 8K.
+            with applied_loras(pipe, self.plan.loras):
+                image = run_enhance(source, pipe, cfg, progress, self.opts.cancel)
+        self.done("enhanced", image, self.settings.output.intermediate_compress_level,
+                  **self.conditioning(cfg.prompt, self.plan.loras))
 
     # 5. downsample ------------------------------------------------------------------------------
     def stage_final(self) -> None:

@@ -185,11 +185,11 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.dry_run:
         print_plan(plan, args.json)
         return int(ExitCode.OK)
-    from ai_wallpaper.pipeline import preflight
+    from ai_wallpaper.feasibility import preflight
     from ai_wallpaper.run_dir import RunDirectory
     from ai_wallpaper.run_record import new_run_id
 
-    preflight(settings, plan, ctx.paths)
+    preflight(settings, ctx.paths)
     run_id = args.run_id or new_run_id()
     runs_dir = ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir)
     run_path = args.output if args.output else runs_dir / run_id
