@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,11 +35,22 @@ def set_process_umask(mask: int = PRIVATE_UMASK) -> None:
     _FILE_MODE = 0o666 & ~mask
 
 
+TEMP_SUFFIX = ".part"
+# atomic_path's temp files: ".<target name>.<8 random characters from mkstemp>.part"
+_TEMP_NAME = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def temp_target(name: str) -> str | None:
+    """The file name a leftover temp file of atomic_path was written for, or None if it is not one."""
+    match = _TEMP_NAME.match(name)
+    return match.group(1) if match else None
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yields a temp path beside `target`; on success it is renamed over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -40,7 +40,6 @@ JOB_ID = "generate"
 GONE = "the process running it is gone (crash, kill or power off)"
 STALE_TEMP_AGE_S = 3600.0
 # atomic.atomic_path's temp files: mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters.
-_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part$")
 _CRON_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -286,7 +285,7 @@ def remove_stale_temp_files(directories: Iterable[Path], *, max_age_s: float = S
             continue
         for entry in entries:
             try:
-                if (not _TEMP_NAME.match(entry.name) or not entry.is_file(follow_symlinks=False)
+                if (atomic.temp_target(entry.name) is None or not entry.is_file(follow_symlinks=False)
                         or now - entry.stat(follow_symlinks=False).st_mtime < max_age_s):
                     continue
                 os.unlink(entry.path)

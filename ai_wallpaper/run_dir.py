@@ -217,9 +217,7 @@ def _our_file_names() -> set[str]:
 
 
 def _is_our_temp_file(name: str) -> bool:
-    # atomic.atomic_path's temp files: ".<target name>.<random>.part"
-    return name.startswith(".") and name.endswith(".part") and any(
-        name.startswith(f".{ours}.") for ours in _our_file_names())
+    return atomic.temp_target(name) in _our_file_names()
 
 
 def prune_run_folder(folder: Path, run_id: str, runs_dir: Path) -> str | None:
