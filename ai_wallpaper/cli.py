@@ -9,11 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from ai_wallpaper import __version__, atomic
-from ai_wallpaper import log as logsetup
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ExitCode, WallpaperError
-from ai_wallpaper.paths import Paths
+from ai_wallpaper import __version__
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.core import atomic
+from ai_wallpaper.core import log as logsetup
+from ai_wallpaper.core.errors import ExitCode, WallpaperError
+from ai_wallpaper.core.paths import Paths
 
 # Each module defines `register(subparsers, common)`; a parser's `func(args, ctx) -> int` runs it.
 COMMAND_MODULES = (

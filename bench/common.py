@@ -56,14 +56,14 @@ class SpeedOptions:
 
 def device_choice(device: str, dtype: str) -> Any:
     """The product's device/dtype decision (models.choose_device)."""
-    from ai_wallpaper.models import choose_device
+    from ai_wallpaper.render.model_loading import choose_device
 
     return choose_device(device, dtype)
 
 
 def model_settings(opts: SpeedOptions, device: str, refiner: bool) -> Any:
     """ModelSettings through the schema (so the switches are validated like settings.yaml)."""
-    from ai_wallpaper.settings import settings_from_dict
+    from ai_wallpaper.config.settings import settings_from_dict
 
     data: dict[str, Any] = {
         "models": {
@@ -110,8 +110,8 @@ def load_models(model: ModelKind, opts: SpeedOptions, device: str = "auto", *, r
     sdxl-random: full-size SDXL 1.0 / RealESRGAN_x4plus architectures with random weights
     (bench/random_models.py) built on the device, then the product's `apply_memory_options`.
     """
-    from ai_wallpaper import models as loading
-    from ai_wallpaper.paths import Paths
+    from ai_wallpaper.core.paths import Paths
+    from ai_wallpaper.render import model_loading as loading
 
     choice = device_choice(device, opts.dtype)
     settings = model_settings(opts, device, refiner)
@@ -171,7 +171,7 @@ def cuda_sync() -> None:
 @contextmanager
 def measure(rows: list[Row], name: str, note: str = "") -> Iterator[None]:
     """Wall time and peak RSS (sampled) / CUDA peak (allocator) of the block, appended to rows."""
-    from ai_wallpaper.progress import PeakMemory
+    from ai_wallpaper.core.progress import PeakMemory
 
     peak = PeakMemory()
     cuda_sync()
@@ -245,7 +245,7 @@ def with_options(opts: SpeedOptions, **changes: Any) -> SpeedOptions:
 
 def quiet() -> None:
     """Warnings only from the product's structured logs: the tables are the output."""
-    from ai_wallpaper import log
+    from ai_wallpaper.core import log
 
     log.configure("warning")
 

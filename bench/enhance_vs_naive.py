@@ -66,8 +66,8 @@ class Comparison:
 def compare(image: Any, pipe: Any, cfg: Any, rounds: int = 2, mask_blur: float = USDU_MASK_BLUR,
             band: int = 4, log: Any = None) -> Comparison:
     """Run ours and the naive loop alternately `rounds` times each on `image` with `pipe`."""
-    from ai_wallpaper.stages.enhance import decode_latents, encode_image, run_enhance
-    from ai_wallpaper.stages.tiling import seam_score, tile_grid
+    from ai_wallpaper.render.stages.enhance import decode_latents, encode_image, run_enhance
+    from ai_wallpaper.render.stages.tiling import seam_score, tile_grid
 
     boxes = tile_grid(image.height, image.width, cfg.tile, cfg.overlap)
     ours_t: list[float] = []
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from PIL import Image
 
-    from ai_wallpaper.stages.enhance import EnhanceConfig
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig
 
     width, height = parse_size(a.size)
     if a.input:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ai_wallpaper.stages.common import (
+from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
     never_cancel,
@@ -33,7 +33,7 @@ from ai_wallpaper.stages.common import (
     raise_if_cancelled,
     tensor_to_pil,
 )
-from ai_wallpaper.stages.enhance import (
+from ai_wallpaper.render.stages.enhance import (
     EnhanceConfig,
     add_seeded_noise,
     encode_conditioning,
@@ -41,7 +41,7 @@ from ai_wallpaper.stages.enhance import (
     img2img_timesteps,
     unet_denoiser,
 )
-from ai_wallpaper.stages.tiling import TileBox, tile_grid, validate_tiling
+from ai_wallpaper.render.stages.tiling import TileBox, tile_grid, validate_tiling
 
 if TYPE_CHECKING:
     import torch

@@ -3,7 +3,7 @@
 Timing does not depend on the weights, so a GPU benchmark needs no download: the architectures
 are instantiated from the public configs kept in bench/configs, directly on the target device in
 the target dtype (no fp32 copy in host RAM). The tokenizers are the built-in byte-level one
-(`ai_wallpaper.builtin._write_tokenizer`): token ids stay < 514, well inside the 49408-row
+(`ai_wallpaper.catalog.builtin._write_tokenizer`): token ids stay < 514, well inside the 49408-row
 embedding, and prompt length (77 tokens, padded) is what costs time, not the vocabulary.
 
 `count_parameters(name)` instantiates on the meta device (no memory) to check the configs.
@@ -75,11 +75,11 @@ def _text_encoder(cls: Any, config: dict[str, Any], tokenizer: Any) -> Any:
 def builtin_tokenizer() -> Any:
     from transformers import CLIPTokenizer
 
-    from ai_wallpaper.builtin import _write_tokenizer
+    from ai_wallpaper.catalog.builtin import _write_tokenizer
 
     with tempfile.TemporaryDirectory(prefix="bench-tok-") as tmp:
         _write_tokenizer(Path(tmp))
-        # Trap (DESIGN.md): CLIPTokenizer(vocab_file=...) ignores the files in transformers 5.x.
+        # Trap (docs/ARCHITECTURE.md §5): CLIPTokenizer(vocab_file=...) ignores the files in transformers 5.x.
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
 
 

@@ -74,7 +74,7 @@ class TimedDenoiser:
 
 def measure_enhance(pipe: Any, image: Any, cfg: Any) -> tuple[float, float]:
     """(total seconds, UNet seconds) of one run_enhance; prompt encoding is outside both."""
-    from ai_wallpaper.stages.enhance import encode_conditioning, run_enhance, unet_denoiser
+    from ai_wallpaper.render.stages.enhance import encode_conditioning, run_enhance, unet_denoiser
 
     cond = encode_conditioning(pipe, cfg, cfg.tile, pipe._execution_device)
     denoiser = TimedDenoiser(unet_denoiser(pipe.unet, cond))
@@ -98,8 +98,8 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, fl
 
 def run_scaling(pipe: Any, sizes: dict[str, str], overlaps: Sequence[int], tile: int, steps: int,
                 strength: float, batch_size: int, log: Any = None) -> list[ScalingRow]:
-    from ai_wallpaper.stages.enhance import EnhanceConfig
-    from ai_wallpaper.stages.tiling import tile_grid
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig
+    from ai_wallpaper.render.stages.tiling import tile_grid
 
     rows = []
     for label, text in sizes.items():

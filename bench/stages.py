@@ -3,7 +3,7 @@
     python -m bench.stages --model builtin                       # CPU, built-in tiny models, default sizes
     python -m bench.stages --model sdxl-random --steps 50        # GPU, full-size random-weight SDXL
 
-The stages run through the product's stage cores (`ai_wallpaper.stages.*`) in the pipeline's order
+The stages run through the product's stage cores (`ai_wallpaper.render.stages.*`) in the pipeline's order
 with the pipeline's configs, on models loaded by the product loader (builtin) or built full size
 from bench/configs (sdxl-random). The pipeline orchestrator itself cannot take prebuilt pipes (its
 ModelHolder loads from settings), so it is not called; what it adds around the cores -- the PNG
@@ -64,11 +64,11 @@ class StageBench:
 
 def run_stages(bench: StageBench, models: LoadedModels, rows: list[Row]) -> Any:
     """Run every stage once, appending one Row per stage; returns the final PIL image."""
-    from ai_wallpaper.stages.downsample import DownsampleConfig, run_downsample
-    from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
-    from ai_wallpaper.stages.refine import RefineConfig, run_refine
-    from ai_wallpaper.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
-    from ai_wallpaper.stages.upscale import UpscaleConfig, run_upscale
+    from ai_wallpaper.render.stages.downsample import DownsampleConfig, run_downsample
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
+    from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
+    from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+    from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
 
     images: dict[str, Any] = {}
     refine = bench.refiner and models.refiner is not None

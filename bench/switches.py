@@ -79,8 +79,8 @@ class VariantResult:
 def run_variant(model: ModelKind, name: str, opts: SpeedOptions, image: Any, small: Any, tile: int,
                 overlap: int, steps: int, strength: float, reps: int, device: str,
                 warmup: bool = True) -> VariantResult:
-    from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
-    from ai_wallpaper.stages.upscale import UpscaleConfig, run_upscale
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
+    from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
 
     models = load_models(model, opts, device)
     cfg = EnhanceConfig(prompt=PROMPT, negative_prompt="blurry", seed=1, tile=tile, overlap=overlap,

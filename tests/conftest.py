@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ai_wallpaper.paths import Paths
+from ai_wallpaper.core.paths import Paths
 
 # Never let a test reach a model hub, even by accident.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,21 +55,21 @@ def paths_with_models(paths: Paths, shared_cache_dir: Path, monkeypatch: pytest.
 
 @pytest.fixture(scope="session")
 def tiny_sdxl_dir(builtin_cache: Path) -> Path:
-    from ai_wallpaper.builtin import ensure_builtin_sdxl
+    from ai_wallpaper.catalog.builtin import ensure_builtin_sdxl
 
     return ensure_builtin_sdxl(builtin_cache, "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_refiner_dir(builtin_cache: Path) -> Path:
-    from ai_wallpaper.builtin import ensure_builtin_sdxl
+    from ai_wallpaper.catalog.builtin import ensure_builtin_sdxl
 
     return ensure_builtin_sdxl(builtin_cache, "tiny-refiner")
 
 
 @pytest.fixture(scope="session")
 def tiny_upscaler_file(builtin_cache: Path) -> Path:
-    from ai_wallpaper.builtin import ensure_builtin_upscaler
+    from ai_wallpaper.catalog.builtin import ensure_builtin_upscaler
 
     return ensure_builtin_upscaler(builtin_cache)
 

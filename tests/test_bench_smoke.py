@@ -52,7 +52,7 @@ def test_stage_bench_runs_every_stage_and_reports_memory(tmp_path: Any) -> None:
 
 
 def test_naive_usdu_and_ours_side_by_side(tiny_pipe: Any) -> None:
-    from ai_wallpaper.stages.enhance import EnhanceConfig
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig
 
     image = sample_image(320, 128)
     cfg = EnhanceConfig(prompt="a harbour", negative_prompt="blurry", seed=3, tile=128, overlap=32, steps=4,
@@ -70,7 +70,7 @@ def test_naive_usdu_and_ours_side_by_side(tiny_pipe: Any) -> None:
 def test_naive_paste_geometry_partitions_the_image() -> None:
     intervals = owned_intervals([0, 192, 256], 256, 512)
     assert intervals == [(0, 224), (224, 352), (352, 512)]
-    from ai_wallpaper.stages.tiling import TileBox
+    from ai_wallpaper.render.stages.tiling import TileBox
 
     mask = paste_mask(TileBox(0, 0, 256, 256), (0, 224), (0, 256), 512, 512, blur=8)
     assert float(mask[0, 0, 0, 0]) == pytest.approx(1.0)  # image border: full weight, not feathered

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from ai_wallpaper.cli import main
+from ai_wallpaper.config.settings import DesktopSetter
+from ai_wallpaper.core.history import History
+from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop.setters import SETTERS
-from ai_wallpaper.history import History
-from ai_wallpaper.lock import DaemonLock
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import DesktopSetter
+from ai_wallpaper.service.lock import DaemonLock
 from tests.test_pipeline import SMALL, write_settings
 
 FAST: dict[str, Any] = {**SMALL, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}

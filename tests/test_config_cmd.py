@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from ai_wallpaper.commands import config_cmd, themes_cmd
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import WallpaperError
-from ai_wallpaper.paths import SHIPPED_CONFIG_DIR, Paths
-from ai_wallpaper.settings import Settings, load_settings
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.settings import Settings, load_settings
+from ai_wallpaper.core.errors import WallpaperError
+from ai_wallpaper.core.paths import SHIPPED_CONFIG_DIR, Paths
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,11 +25,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.loras import load_library
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import load_settings, settings_from_dict
-from ai_wallpaper.themes import load_themes
+from ai_wallpaper.config.settings import load_settings, settings_from_dict
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.lora_library import load_library
+from ai_wallpaper.scene.themes import load_themes
 
 REPO = Path(__file__).resolve().parent.parent
 CPU_LIMIT_S = 1.0

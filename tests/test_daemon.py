@@ -24,18 +24,18 @@ from typing import Any
 import pytest
 import yaml
 
-from ai_wallpaper.daemon import build_trigger, describe_schedule, missed_run
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.history import History, RunRecord
-from ai_wallpaper.lock import lock_holder
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import ScheduleSettings
+from ai_wallpaper.config.settings import ScheduleSettings
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.history import History, RunRecord
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.service.daemon import build_trigger, describe_schedule, missed_run
+from ai_wallpaper.service.lock import lock_holder
 
 FAKE_JOB = textwrap.dedent("""
     import json, os, signal, sys, time
     from pathlib import Path
-    from ai_wallpaper.history import History
-    from ai_wallpaper.paths import Paths
+    from ai_wallpaper.core.history import History
+    from ai_wallpaper.core.paths import Paths
 
     args = sys.argv[1:]
     run_id, trigger = args[args.index("--run-id") + 1], args[args.index("--trigger") + 1]

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from ai_wallpaper.daemon import remove_stale_temp_files
-from ai_wallpaper.history import History, RunRecord
-from ai_wallpaper.job_runner import JobRunner, failure_reason, last_plain_line, reported_error
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.run_liveness import pid_alive
+from ai_wallpaper.core.history import History, RunRecord
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.run_liveness import pid_alive
+from ai_wallpaper.service.daemon import remove_stale_temp_files
+from ai_wallpaper.service.job_runner import JobRunner, failure_reason, last_plain_line, reported_error
 from tests.test_daemon import FAKE_JOB, DaemonProcess, wait_for
 from tests.test_pipeline import SMALL
 

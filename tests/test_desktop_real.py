@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ai_wallpaper.config.settings import DesktopSettings
+from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop import apply_wallpaper
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import DesktopSettings
 
 
 def _require(*binaries: str) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ai_wallpaper.config.settings import DesktopSettings
+from ai_wallpaper.core.errors import DesktopError
+from ai_wallpaper.core.history import History
+from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop import OWNED_LIST, CommandResult, apply_wallpaper, run_command, set_existing_wallpaper
 from ai_wallpaper.desktop.setters import MACOS_SCRIPT, kde_script, windows_script
-from ai_wallpaper.errors import DesktopError
-from ai_wallpaper.history import History
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import DesktopSettings
 
 IMG = Path("/walls/wallpaper-1 a.png")
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ai_wallpaper.errors import Cancelled
-from ai_wallpaper.stages import enhance as E
-from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
-from ai_wallpaper.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
+from ai_wallpaper.core.errors import Cancelled
+from ai_wallpaper.render.stages import enhance as E
+from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
+from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
 
 CPU = torch.device("cpu")
 TILE, OVERLAP = 256, 64
@@ -201,7 +201,7 @@ def test_auto_batch_size_bounded_and_balanced(tiny_pipe: Any) -> None:
 
 
 def test_from_settings_maps_auto_batch() -> None:
-    from ai_wallpaper.settings import EnhanceSettings
+    from ai_wallpaper.config.settings import EnhanceSettings
 
     cfg = EnhanceConfig.from_settings(EnhanceSettings(), prompt="p", negative_prompt="n", seed=3)
     assert (cfg.tile, cfg.overlap, cfg.strength, cfg.steps, cfg.batch_size) == (1024, 256, 0.35, 30, None)

@@ -12,19 +12,19 @@ import yaml
 from PIL import Image
 
 from ai_wallpaper.cli import main
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import Plan
-from ai_wallpaper.run_dir import RUN_JSON, STAGE_FILES
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.render.run_dir import RUN_JSON, STAGE_FILES
+from ai_wallpaper.scene.plan import Plan
 from tests import lora_factory as lf
 from tests.test_pipeline import SMALL, write_settings
 
 
 def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tmp_path: Path,
                                                     tiny_pipe: Any) -> None:
-    from ai_wallpaper.lora_apply import adapter_names, applied_loras
-    from ai_wallpaper.models import load_sdxl
-    from ai_wallpaper.settings import ModelSettings
-    from ai_wallpaper.stages.enhance import EnhanceConfig, run_enhance
+    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.render.lora_apply import adapter_names, applied_loras
+    from ai_wallpaper.render.model_loading import load_sdxl
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 
     lora_dir = tmp_path / "loras"
     lf.make_peft_lora(tiny_pipe, lora_dir / "glow.safetensors", seed=3)

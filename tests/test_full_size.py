@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 
 from ai_wallpaper.cli import main
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.run_dir import RUN_JSON, STAGE_FILES
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.render.run_dir import RUN_JSON, STAGE_FILES
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_wallpaper.history import FinalStatus, History
-from ai_wallpaper.paths import Paths
+from ai_wallpaper.core.history import FinalStatus, History
+from ai_wallpaper.core.paths import Paths
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_killed_writer_leaves_consistent_database(history: History) -> None:
     script = textwrap.dedent(f"""
         import os, signal, sys
         from pathlib import Path
-        from ai_wallpaper.history import FinalStatus, History
+        from ai_wallpaper.core.history import FinalStatus, History
         h = History(Path({str(history.db_path)!r}))
         for i in range(10_000):
             h.start_run(f"k{{i}}", trigger="schedule", plan={{"n": i, "pad": "x" * 2000}}, run_dir=None)

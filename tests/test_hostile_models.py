@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import torch
 
+from ai_wallpaper.catalog.model_files import sniff
 from ai_wallpaper.cli import main
-from ai_wallpaper.errors import ModelError
-from ai_wallpaper.model_files import sniff
-from ai_wallpaper.paths import Paths
+from ai_wallpaper.core.errors import ModelError
+from ai_wallpaper.core.paths import Paths
 from tests.test_pipeline import SMALL, write_settings
 
 
@@ -78,9 +78,9 @@ def test_load_time_guard_holds_even_when_the_early_scan_passes(tmp_path: Path, s
     torch.*) and must still be stopped by torch's weights-only unpickler when the upscaler loads."""
     from safetensors.torch import load_file
 
-    from ai_wallpaper.models import load_upscaler
-    from ai_wallpaper.pickle_scan import forbidden_globals
-    from ai_wallpaper.settings import ModelSettings
+    from ai_wallpaper.catalog.pickle_scan import forbidden_globals
+    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.render.model_loading import load_upscaler
 
     class TorchCall:
         def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -126,9 +126,9 @@ def test_pickled_bin_inside_a_diffusers_folder_never_runs_code(paths_with_models
     assert "models.base" in err and bin_name in err and "Traceback" not in err
     assert not marker.exists()
     # and diffusers/transformers' own loaders (weights_only) refuse it too, without the early scan
-    from ai_wallpaper.model_sources import ModelSource
-    from ai_wallpaper.models import load_sdxl
-    from ai_wallpaper.settings import ModelSettings
+    from ai_wallpaper.catalog.model_sources import ModelSource
+    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.render.model_loading import load_sdxl
 
     source = ModelSource(role="base", spec=str(model), kind="dir", location=str(model), label="test",
                          setting="models.base")
@@ -196,7 +196,7 @@ def test_model_names_are_not_looked_up_in_the_working_directory(
 @pytest.mark.parametrize("zip_format", [True, False])
 def test_early_scan_reads_both_torch_save_formats(tmp_path: Path, zip_format: bool,
                                                   capsys: pytest.CaptureFixture[str], paths: Paths) -> None:
-    from ai_wallpaper.pickle_scan import forbidden_globals
+    from ai_wallpaper.catalog.pickle_scan import forbidden_globals
 
     marker = tmp_path / "marker"
     clean, evil = tmp_path / "clean.pth", tmp_path / "evil.pth"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from ai_wallpaper.config.settings import DesktopSettings
+from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.desktop import CommandResult, set_existing_wallpaper
 from ai_wallpaper.desktop.setters import MACOS_SCRIPT, WINDOWS_IMAGE_VAR, windows_script
-from ai_wallpaper.errors import DesktopError
-from ai_wallpaper.settings import DesktopSettings
 
 ENVIRONMENT = {"HOME": "/home/u", "USER": "u", "mod": "Mod4"}  # hyprpaper's environment (hyprlang vars)
 

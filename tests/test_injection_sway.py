@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from ai_wallpaper.config.settings import DesktopSettings
+from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.desktop import CommandResult, set_existing_wallpaper
 from ai_wallpaper.desktop.quoting import sway_path_word
-from ai_wallpaper.errors import DesktopError
-from ai_wallpaper.settings import DesktopSettings
 
 WHITESPACE = " \f\n\r\t\v"  # common/stringop.c `whitespace`
 BG_MODES = ("stretch", "center", "fill", "fit", "tile")  # sway/commands/output/background.c bg_options

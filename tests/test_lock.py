@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_wallpaper.errors import LockedError
-from ai_wallpaper.lock import DaemonLock, lock_holder
+from ai_wallpaper.core.errors import LockedError
+from ai_wallpaper.service.lock import DaemonLock, lock_holder
 
 
 def test_second_holder_is_refused_with_the_pid(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_lock_dies_with_a_killed_holder_and_is_not_inherited(tmp_path: Path) -> 
     script = textwrap.dedent(f"""
         import subprocess, sys, time
         from pathlib import Path
-        from ai_wallpaper.lock import DaemonLock
+        from ai_wallpaper.service.lock import DaemonLock
         DaemonLock(Path({str(path)!r})).acquire()
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         print(child.pid, flush=True)

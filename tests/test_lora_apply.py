@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ai_wallpaper.errors import ModelError
-from ai_wallpaper.lora_apply import adapter_names, applied_loras
-from ai_wallpaper.plan import LoraChoice
+from ai_wallpaper.core.errors import ModelError
+from ai_wallpaper.render.lora_apply import adapter_names, applied_loras
+from ai_wallpaper.scene.plan import LoraChoice
 from tests import lora_factory as lf
 
 
@@ -54,7 +54,7 @@ def fingerprint(pipe: Any) -> tuple[int, int, tuple[str, ...]]:
 
 
 def test_the_file_is_a_real_sdxl_lora(lora_files: dict[str, Path]) -> None:
-    from ai_wallpaper.loras import check_file
+    from ai_wallpaper.scene.lora_library import check_file
 
     full = check_file(lora_files["full"])
     assert full.ok and full.targets == ("unet", "text_encoder", "text_encoder_2"), full

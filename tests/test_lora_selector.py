@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ai_wallpaper import loras
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.lora_selector import mood_words, select_stack
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import LoraChoice, LoraHints
-from ai_wallpaper.settings import settings_from_dict
+from ai_wallpaper.config.settings import settings_from_dict
+from ai_wallpaper.config.vocabulary import LoraHints
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene import lora_library as loras
+from ai_wallpaper.scene.lora_selector import mood_words, select_stack
+from ai_wallpaper.scene.plan import LoraChoice
 from tests import lora_factory as lf
 
 NONE = LoraHints()

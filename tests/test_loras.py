@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_wallpaper import cli, loras
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.paths import SHIPPED_CONFIG_DIR, Paths
-from ai_wallpaper.settings import Settings, settings_from_dict
+from ai_wallpaper import cli
+from ai_wallpaper.config.settings import Settings, settings_from_dict
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.paths import SHIPPED_CONFIG_DIR, Paths
+from ai_wallpaper.scene import lora_library as loras
 from tests import lora_factory as lf
 
 

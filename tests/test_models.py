@@ -13,8 +13,10 @@ import pytest
 import torch
 from structlog.testing import capture_logs
 
-from ai_wallpaper.errors import ModelError
-from ai_wallpaper.models import (
+from ai_wallpaper.config.settings import MemoryOptions, ModelSettings
+from ai_wallpaper.core.errors import ModelError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.render.model_loading import (
     apply_memory_options,
     choose_device,
     decide_device,
@@ -24,8 +26,6 @@ from ai_wallpaper.models import (
     load_upscaler,
     resolve_source,
 )
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import MemoryOptions, ModelSettings
 
 TINY = ModelSettings(base="builtin:tiny", refiner="builtin:tiny-refiner", upscaler="builtin:tiny")
 

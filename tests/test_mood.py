@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from ai_wallpaper import mood as m
+from ai_wallpaper.scene import mood as m
 
 
 @pytest.mark.parametrize(

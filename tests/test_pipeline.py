@@ -12,8 +12,8 @@ import yaml
 from PIL import Image
 
 from ai_wallpaper.cli import main
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.run_dir import RUN_JSON, STAGE_FILES
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.render.run_dir import RUN_JSON, STAGE_FILES
 
 SMALL: dict[str, Any] = {
     "seed": 1234,
@@ -162,7 +162,7 @@ def test_dry_run_prints_plan_without_a_run_directory(paths_with_models: Paths, t
 
 
 def test_old_run_directories_are_pruned_but_history_is_kept(paths_with_models: Paths) -> None:
-    from ai_wallpaper.history import History
+    from ai_wallpaper.core.history import History
 
     settings = {**SMALL, "history": {"keep_runs": 1}, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
     assert generate(paths_with_models, settings=settings) == 0

@@ -14,21 +14,15 @@ from typing import Any
 import pytest
 
 from ai_wallpaper.commands.plan_cmd import format_plan
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import WallpaperError
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import Plan
-from ai_wallpaper.planner import PlanRequest, make_plan
-from ai_wallpaper.settings import Settings, settings_from_dict
+from ai_wallpaper.config.settings import Settings, settings_from_dict
+from ai_wallpaper.core.errors import WallpaperError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.plan import Plan
+from ai_wallpaper.scene.planner import PlanRequest, make_plan
 from tests.weather_server import WeatherServer, running_server
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # a Lisbon morning in late autumn
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def ctx(paths: Paths) -> AppContext:
-    return AppContext(paths=paths)
 
 
 @pytest.fixture
@@ -51,19 +45,19 @@ def weather_settings(server: WeatherServer, **extra: Any) -> Settings:
     )
 
 
-def test_same_seed_same_plan(ctx: AppContext) -> None:
+def test_same_seed_same_plan(paths: Paths) -> None:
     req = PlanRequest(seed=1234, now=NOW, use_weather=False)
-    a, b = make_plan(ctx, Settings(), req), make_plan(ctx, Settings(), req)
+    a, b = make_plan(paths, Settings(), req), make_plan(paths, Settings(), req)
     assert a.to_json() == b.to_json()
     assert a.theme is not None and a.theme.reason.startswith("weighted pick")
     others = {
-        make_plan(ctx, Settings(), PlanRequest(seed=s, now=NOW, use_weather=False)).prompt for s in range(6)
+        make_plan(paths, Settings(), PlanRequest(seed=s, now=NOW, use_weather=False)).prompt for s in range(6)
     }
     assert len(others) >= 5  # different seeds give different prompts
     assert Plan.from_json(json.loads(json.dumps(a.to_json()))) == a
 
 
-def test_sizes_models_seed_and_fingerprint(ctx: AppContext) -> None:
+def test_sizes_models_seed_and_fingerprint(paths: Paths) -> None:
     settings = settings_from_dict(
         {
             "seed": 77,
@@ -72,7 +66,7 @@ def test_sizes_models_seed_and_fingerprint(ctx: AppContext) -> None:
             "output": {"width": 960, "height": 540},
         }
     )
-    plan = make_plan(ctx, settings, PlanRequest(now=NOW, use_weather=False))
+    plan = make_plan(paths, settings, PlanRequest(now=NOW, use_weather=False))
     assert plan.seed == 77 and plan.self_test
     assert (str(plan.base_size), str(plan.upscaled_size), str(plan.final_size)) == (
         "256x128",
@@ -81,19 +75,19 @@ def test_sizes_models_seed_and_fingerprint(ctx: AppContext) -> None:
     )
     assert plan.models == {"base": "builtin:tiny", "refiner": None, "upscaler": "RealESRGAN_x4plus.pth"}
     assert plan.settings_fingerprint == settings.fingerprint()
-    assert make_plan(ctx, settings, PlanRequest(seed=5, now=NOW, use_weather=False)).seed == 5  # request wins
-    fresh = {make_plan(ctx, Settings(), PlanRequest(now=NOW, use_weather=False)).seed for _ in range(4)}
+    assert make_plan(paths, settings, PlanRequest(seed=5, now=NOW, use_weather=False)).seed == 5  # request wins
+    fresh = {make_plan(paths, Settings(), PlanRequest(now=NOW, use_weather=False)).seed for _ in range(4)}
     assert len(fresh) > 1 and all(0 <= s < 2**32 for s in fresh)
 
 
-def test_fixed_prompt_skips_themes_but_theme_still_adds_modifiers(ctx: AppContext) -> None:
+def test_fixed_prompt_skips_themes_but_theme_still_adds_modifiers(paths: Paths) -> None:
     plain = make_plan(
-        ctx, Settings(), PlanRequest(prompt="a red fox in snow", seed=1, now=NOW, use_weather=False)
+        paths, Settings(), PlanRequest(prompt="a red fox in snow", seed=1, now=NOW, use_weather=False)
     )
     assert plain.theme is None and "a red fox in snow" in plain.prompt
     assert plain.negative_prompt.startswith("blurry, low quality")
     themed = make_plan(
-        ctx,
+        paths,
         Settings(),
         PlanRequest(
             prompt="a red fox in snow",
@@ -108,21 +102,21 @@ def test_fixed_prompt_skips_themes_but_theme_still_adds_modifiers(ctx: AppContex
     assert "fixed prompt" in themed.theme.reason and "a red fox in snow" in themed.prompt
     assert themed.negative_prompt.startswith("ugly") and "power lines" in themed.negative_prompt
     from_settings = make_plan(
-        ctx, settings_from_dict({"prompt": "a lighthouse"}), PlanRequest(seed=1, now=NOW, use_weather=False)
+        paths, settings_from_dict({"prompt": "a lighthouse"}), PlanRequest(seed=1, now=NOW, use_weather=False)
     )
     assert from_settings.theme is None and "a lighthouse" in from_settings.prompt
 
 
-def test_forced_and_unknown_theme(ctx: AppContext) -> None:
-    plan = make_plan(ctx, Settings(), PlanRequest(theme="aurora_tundra", seed=3, now=NOW, use_weather=False))
+def test_forced_and_unknown_theme(paths: Paths) -> None:
+    plan = make_plan(paths, Settings(), PlanRequest(theme="aurora_tundra", seed=3, now=NOW, use_weather=False))
     assert plan.theme is not None and plan.theme.key == "aurora_tundra" and "aurora" in plan.prompt
     with pytest.raises(WallpaperError) as err:
-        make_plan(ctx, Settings(), PlanRequest(theme="aurora", seed=3, now=NOW, use_weather=False))
+        make_plan(paths, Settings(), PlanRequest(theme="aurora", seed=3, now=NOW, use_weather=False))
     assert err.value.hint is not None and "aurora_tundra" in err.value.hint
 
 
-def test_live_weather_sets_the_mood(ctx: AppContext, server: WeatherServer) -> None:
-    plan = make_plan(ctx, weather_settings(server), PlanRequest(seed=9, now=NOW))
+def test_live_weather_sets_the_mood(paths: Paths, server: WeatherServer) -> None:
+    plan = make_plan(paths, weather_settings(server), PlanRequest(seed=9, now=NOW))
     assert plan.weather_status == "live" and plan.mood is not None
     assert plan.mood["condition"] == "fog" and plan.mood["temperature_band"] == "cold"
     assert plan.mood["time_of_day"] == "dawn" and plan.mood["time_basis"] == "weather"  # sunrise 07:30 UTC
@@ -131,37 +125,37 @@ def test_live_weather_sets_the_mood(ctx: AppContext, server: WeatherServer) -> N
     assert "weather:    live for 38.720,-9.140" in text and "a foggy, cold autumn dawn" in text
 
 
-def test_weather_failure_never_fails_the_plan(ctx: AppContext, server: WeatherServer) -> None:
+def test_weather_failure_never_fails_the_plan(paths: Paths, server: WeatherServer) -> None:
     server.mode = "slow"
-    plan = make_plan(ctx, weather_settings(server), PlanRequest(seed=9, now=NOW))
+    plan = make_plan(paths, weather_settings(server), PlanRequest(seed=9, now=NOW))
     assert plan.weather_status == "absent" and plan.mood is not None and plan.mood["condition"] is None
     assert plan.mood["time_basis"] == "astronomical"  # location known: sun times computed
     assert any("timed out" in w for w in plan.warnings)
     assert "absent (mood from time and season only)" in "\n".join(format_plan(plan))
 
 
-def test_no_weather_flag_makes_no_request(ctx: AppContext, server: WeatherServer) -> None:
-    plan = make_plan(ctx, weather_settings(server), PlanRequest(seed=9, now=NOW, use_weather=False))
+def test_no_weather_flag_makes_no_request(paths: Paths, server: WeatherServer) -> None:
+    plan = make_plan(paths, weather_settings(server), PlanRequest(seed=9, now=NOW, use_weather=False))
     assert plan.weather_status == "disabled" and server.requests == []
     assert plan.mood is not None and plan.mood["time_basis"] == "astronomical"
 
 
-def test_recent_history_is_avoided_and_absent_history_not_created(ctx: AppContext, tmp_path: Path) -> None:
+def test_recent_history_is_avoided_and_absent_history_not_created(paths: Paths, tmp_path: Path) -> None:
     themes = tmp_path / "themes.yaml"
     themes.write_text(
         "categories: {c: {name: C}}\nthemes:\n"
         + "".join(f"  t{i}: {{name: T{i}, category: c, templates: ['theme {i}']}}\n" for i in range(3))
     )
     settings = settings_from_dict({"themes": {"file": str(themes), "avoid_recent": 2}})
-    make_plan(ctx, settings, PlanRequest(seed=1, now=NOW, use_weather=False))
-    assert not ctx.paths.history_db.exists()
-    from ai_wallpaper.history import History
+    make_plan(paths, settings, PlanRequest(seed=1, now=NOW, use_weather=False))
+    assert not paths.history_db.exists()
+    from ai_wallpaper.core.history import History
 
-    history = History(ctx.paths.history_db)
+    history = History(paths.history_db)
     history.start_run("r1", trigger="test", plan={"theme": {"key": "t0"}}, run_dir=None)
     history.start_run("r2", trigger="test", plan={"theme": {"key": "t2"}}, run_dir=None)
     picks = {
-        make_plan(ctx, settings, PlanRequest(seed=s, now=NOW, use_weather=False)).theme.key  # type: ignore[union-attr]
+        make_plan(paths, settings, PlanRequest(seed=s, now=NOW, use_weather=False)).theme.key  # type: ignore[union-attr]
         for s in range(12)
     }
     assert picks == {"t1"}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ai_wallpaper import prompts
-from ai_wallpaper.builtin import _write_tokenizer
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import LoraChoice
-from ai_wallpaper.settings import ModelSettings
+from ai_wallpaper.catalog.builtin import _write_tokenizer
+from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene import prompts
+from ai_wallpaper.scene.plan import LoraChoice
 
 SAMPLES = [
     "a photo",
@@ -182,10 +182,12 @@ def test_prompt_path_is_torch_free_and_fast(paths: Paths) -> None:
     code = """
 import sys, time
 t0 = time.perf_counter()
-from ai_wallpaper import prompts, lora_selector, loras
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.plan import LoraChoice
-from ai_wallpaper.settings import ModelSettings
+from ai_wallpaper.scene import prompts
+from ai_wallpaper.scene import lora_selector
+from ai_wallpaper.scene import lora_library as loras
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.plan import LoraChoice
+from ai_wallpaper.config.settings import ModelSettings
 dirs = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), Paths.from_env())
 stack = [LoraChoice("a", "/x", "0", "style", 0.5, ("trigger",))]
 r = prompts.rewrite_prompt("a lake " * 20, "blurry", stack, tokenizer_dirs=dirs)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ai_wallpaper import atomic
-from ai_wallpaper.errors import ConfigError, RunError
-from ai_wallpaper.plan import LoraChoice, Plan, Size, ThemeRef
-from ai_wallpaper.run_dir import RUN_JSON, RunDirectory
+from ai_wallpaper.core import atomic
+from ai_wallpaper.core.errors import ConfigError, RunError
+from ai_wallpaper.render.run_dir import RUN_JSON, RunDirectory
+from ai_wallpaper.scene.plan import LoraChoice, Plan, Size, ThemeRef
 
 RUN_ID = "20261202-101010-abcdef"
 

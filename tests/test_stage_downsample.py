@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ai_wallpaper.stages.downsample import ANCHORS, DownsampleConfig, cover_crop_box, run_downsample
+from ai_wallpaper.render.stages.downsample import ANCHORS, DownsampleConfig, cover_crop_box, run_downsample
 
 
 def scales(box: tuple[float, float, float, float], dst_w: int, dst_h: int) -> tuple[float, float]:

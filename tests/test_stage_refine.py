@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ai_wallpaper.errors import Cancelled, RunError
-from ai_wallpaper.stages.refine import RefineConfig, run_refine
-from ai_wallpaper.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+from ai_wallpaper.core.errors import Cancelled, RunError
+from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
+from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
 
 W, H, STEPS = 256, 128, 6
 

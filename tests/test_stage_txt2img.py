@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ai_wallpaper.errors import Cancelled
-from ai_wallpaper.stages.schedulers import SCHEDULER_NAMES, make_scheduler
-from ai_wallpaper.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+from ai_wallpaper.core.errors import Cancelled
+from ai_wallpaper.render.stages.schedulers import SCHEDULER_NAMES, make_scheduler
+from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
 
 W, H = 256, 128
 

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 from structlog.testing import capture_logs
 
-from ai_wallpaper.errors import Cancelled, ModelError, RunError
-from ai_wallpaper.stages.common import pil_to_tensor
-from ai_wallpaper.stages.upscale import (
+from ai_wallpaper.core.errors import Cancelled, ModelError, RunError
+from ai_wallpaper.render.stages.common import pil_to_tensor
+from ai_wallpaper.render.stages.upscale import (
     UpscaleConfig,
     feather_1d,
     run_upscale,

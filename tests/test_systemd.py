@@ -14,11 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from ai_wallpaper.commands.daemon_cmd import ONESHOT, SERVICE, TIMER, on_calendar, render_units
-from ai_wallpaper.commands.service_units import _quote_exec, environment_assignment, systemd_word
-from ai_wallpaper.errors import ConfigError, WallpaperError
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import ScheduleSettings, Settings
+from ai_wallpaper.config.settings import ScheduleSettings, Settings
+from ai_wallpaper.core.errors import ConfigError, WallpaperError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.service.systemd_units import (
+    ONESHOT,
+    SERVICE,
+    TIMER,
+    environment_assignment,
+    on_calendar,
+    quote_exec,
+    render_units,
+    systemd_word,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_EXEC = "%h/.local/bin/ai-wallpaper"
@@ -198,7 +206,7 @@ def test_hostile_interpreter_path_round_trips(tmp_path: Path, folder: str) -> No
     parsed the program path back exactly; the reference parser checks argv[0] and the arguments."""
     interpreter = _executable(tmp_path / folder / "bin" / "python3")
     cfg = tmp_path / HOSTILE / "settings.yaml"
-    units = render_units(_quote_exec([str(interpreter), "-m", "ai_wallpaper"]), ScheduleSettings(),
+    units = render_units(quote_exec([str(interpreter), "-m", "ai_wallpaper"]), ScheduleSettings(),
                          config_file=cfg)
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
@@ -215,7 +223,7 @@ def test_hostile_interpreter_path_round_trips(tmp_path: Path, folder: str) -> No
 def test_interpreter_path_systemd_cannot_run_is_refused(tmp_path: Path, char: str) -> None:
     interpreter = _executable(tmp_path / f"py{char}dir" / "python3")
     with pytest.raises(WallpaperError, match="systemd cannot run a program whose path contains") as err:
-        _quote_exec([str(interpreter), "-m", "ai_wallpaper"])
+        quote_exec([str(interpreter), "-m", "ai_wallpaper"])
     assert repr(char) in str(err.value) and "virtual environment" in str(err.value)
     if char == "\n":
         return

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_wallpaper.errors import ConfigError, WallpaperError
-from ai_wallpaper.paths import SHIPPED_CONFIG_DIR
-from ai_wallpaper.themes import (
+from ai_wallpaper.core.errors import ConfigError, WallpaperError
+from ai_wallpaper.core.paths import SHIPPED_CONFIG_DIR
+from ai_wallpaper.scene.themes import (
     ThemeLibrary,
     fill_template,
     load_themes,

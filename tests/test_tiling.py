@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ai_wallpaper.stages.tiling import (
+from ai_wallpaper.render.stages.tiling import (
     TileBox,
     blend_weights,
     blend_weights_np,

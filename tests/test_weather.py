@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import LocationSettings, WeatherSettings
-from ai_wallpaper.weather import get_weather
+from ai_wallpaper.config.settings import LocationSettings, WeatherSettings
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.weather import get_weather
 from tests.weather_server import WeatherServer, open_meteo_body, running_server
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import LocationSettings, WeatherSettings, settings_from_dict
-from ai_wallpaper.weather import coarse, get_weather
-from ai_wallpaper.weather_http import MAX_BODY_BYTES, url_problem
+from ai_wallpaper.config.settings import LocationSettings, WeatherSettings, settings_from_dict
+from ai_wallpaper.config.urls import url_problem
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.weather import coarse, get_weather
+from ai_wallpaper.scene.weather_http import MAX_BODY_BYTES
 from tests.test_weather import settings_for
 from tests.weather_server import WeatherServer, running_server
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from ai_wallpaper import cli, weather
-from ai_wallpaper import mood as m
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.planner import PlanRequest, make_plan
-from ai_wallpaper.settings import LocationSettings, settings_from_dict
-from ai_wallpaper.weather import get_weather
+from ai_wallpaper import cli
+from ai_wallpaper.config.settings import LocationSettings, settings_from_dict
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene import mood as m
+from ai_wallpaper.scene import weather
+from ai_wallpaper.scene.planner import PlanRequest, make_plan
+from ai_wallpaper.scene.weather import get_weather
 from tests.test_weather import settings_for
 from tests.weather_server import WeatherServer, open_meteo_body, running_server
 
@@ -265,7 +265,7 @@ def _hostile_forecast() -> dict[str, Any]:
 
 def test_plan_json_has_no_bare_nan(server: WeatherServer, paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
     server.forecast = _hostile_forecast()
-    plan = make_plan(AppContext(paths=paths), settings_from_dict({"weather": {
+    plan = make_plan(paths, settings_from_dict({"weather": {
         "location": {"latitude": 38.72, "longitude": -9.14}, "open_meteo_url": f"{server.base}/v1/forecast"}}),
         PlanRequest(seed=9, now=T0))
     assert plan.weather_status == "live" and plan.mood is not None and plan.mood["condition"] == "fog"
@@ -288,6 +288,6 @@ def test_a_cached_settings_location_never_reaches_the_mood_as_nan(paths: Paths) 
         '{"lisbon": {"latitude": NaN, "longitude": Infinity, "name": "Lisbon"}}')
     s = settings_from_dict({"weather": {"location": {"place": "Lisbon"}}})
     assert weather.resolve_location_cached(s.weather, paths.weather_cache_dir) is None
-    plan = make_plan(AppContext(paths=paths), s, PlanRequest(seed=1, now=T0, use_weather=False))
+    plan = make_plan(paths, s, PlanRequest(seed=1, now=T0, use_weather=False))
     json.dumps(plan.to_json(), allow_nan=False)
     assert plan.mood is not None and plan.mood["time_basis"] == "clock"

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from ai_wallpaper import loras
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import load_settings, settings_from_dict
-from ai_wallpaper.themes import load_themes
-from ai_wallpaper.yaml_loading import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from ai_wallpaper.config.settings import load_settings, settings_from_dict
+from ai_wallpaper.config.yaml_loading import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene import lora_library as loras
+from ai_wallpaper.scene.themes import load_themes
 
 REPO = Path(__file__).resolve().parent.parent
 

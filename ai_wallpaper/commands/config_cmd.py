@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ConfigError, ExitCode
-from ai_wallpaper.schema import Source, build, load_yaml, render_sample
-from ai_wallpaper.settings import Settings
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.locations import lora_dir, lora_library_file, runs_dir, themes_file
+from ai_wallpaper.config.schema import Source, build, load_yaml, render_sample
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.core.errors import ConfigError, ExitCode
 
 SAMPLE_HEADER = (
     "ai-wallpaper settings (settings.yaml)",
@@ -45,8 +46,7 @@ def sample(args: argparse.Namespace, ctx: AppContext) -> int:
 
 def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
     """[(file label, problems)] for settings, themes and LoRAs, and the total problem count."""
-    from ai_wallpaper.planner import themes_file
-    from ai_wallpaper.themes import check_themes_file
+    from ai_wallpaper.scene.themes import check_themes_file
 
     report: list[tuple[str, list[str]]] = []
     settings_path = ctx.settings_path
@@ -65,14 +65,14 @@ def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
     if settings is None:
         # Broken settings: still check the other files, at the paths the file names if it can.
         settings = _file_settings_only(settings_path)
-    theme_path = themes_file(ctx, settings)
+    theme_path = themes_file(ctx.paths, settings, ctx.settings_path)
     themes, theme_problems = check_themes_file(theme_path)
     report.append((str(theme_path), [str(p) for p in theme_problems]))
     lora_label, lora_problems, library = _check_loras(ctx, settings)
     report.append((lora_label, lora_problems))
     if settings_ok:
         # What `plan` and `generate` would refuse later, before any model loads.
-        from ai_wallpaper.feasibility import model_problems, work_problems
+        from ai_wallpaper.render.feasibility import model_problems, work_problems
 
         report.append(("models", model_problems(settings, ctx.paths)))
         report.append(("sizes, tiles and memory", work_problems(settings)[1]))
@@ -83,7 +83,7 @@ def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
 
 
 def _schedule_problems(settings: Settings) -> list[str]:
-    from ai_wallpaper.daemon import build_trigger
+    from ai_wallpaper.service.daemon import build_trigger
 
     try:
         build_trigger(settings.schedule)  # the daemon's own parser: time zone and cron line
@@ -94,7 +94,7 @@ def _schedule_problems(settings: Settings) -> list[str]:
 
 def schedule_warnings(settings: Settings) -> list[str]:
     """Valid for the daemon, but not expressible as a systemd timer (install-service --timer)."""
-    from ai_wallpaper.commands.service_units import check_calendar, on_calendar
+    from ai_wallpaper.service.systemd_units import check_calendar, on_calendar
 
     try:
         check_calendar(on_calendar(settings.schedule))
@@ -104,7 +104,7 @@ def schedule_warnings(settings: Settings) -> list[str]:
 
 
 def _theme_lora_problems(themes: Any, library: Any) -> list[str]:
-    from ai_wallpaper.lora_selector import requirement_problems
+    from ai_wallpaper.scene.lora_selector import requirement_problems
 
     problems: list[str] = []
     for key, theme in themes.themes.items():
@@ -144,9 +144,9 @@ def _file_settings_only(path: Path) -> Settings:
 
 
 def _check_loras(ctx: AppContext, settings: Settings) -> tuple[str, list[str], Any]:
-    from ai_wallpaper import loras
+    from ai_wallpaper.scene import lora_library as loras
 
-    label = str(loras.library_file(ctx.paths, settings, ctx.settings_path))
+    label = str(lora_library_file(ctx.paths, settings, ctx.settings_path))
     try:
         library = loras.load_library(ctx.paths, settings, ctx.settings_path)
     except ConfigError as exc:
@@ -174,29 +174,22 @@ def validate(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def show_paths(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.planner import themes_file
-
     p = ctx.paths
     try:
         settings = ctx.settings
     except ConfigError:
         settings = Settings()
         print("(settings file has problems: showing default locations; run `config validate`)")
-    try:
-        from ai_wallpaper import loras
-
-        lora_file: Path | str = loras.library_file(p, settings, ctx.settings_path)
-        lora_dir: Path | str = loras.library_dir(p, settings, ctx.settings_path)
-    except ModuleNotFoundError:
-        lora_file = lora_dir = "(LoRA module missing)"
-    rows: list[tuple[str, Path | str]] = [
+    where = ctx.settings_path
+    rows: list[tuple[str, Path]] = [
         ("config dir", p.config_dir), ("data dir", p.data_dir), ("cache dir", p.cache_dir),
-        ("state dir", p.state_dir), ("settings file", ctx.settings_path),
-        ("themes file", themes_file(ctx, settings)), ("loras file", lora_file), ("lora folder", lora_dir),
-        ("runs", ctx.resolve(settings.output.runs_dir, p.runs_dir)), ("wallpapers", p.wallpapers_dir),
-        ("models", p.models_dir), ("weather cache", p.weather_cache_dir), ("history db", p.history_db),
+        ("state dir", p.state_dir), ("settings file", where),
+        ("themes file", themes_file(p, settings, where)), ("loras file", lora_library_file(p, settings, where)),
+        ("lora folder", lora_dir(p, settings, where)), ("runs", runs_dir(p, settings, where)),
+        ("wallpapers", p.wallpapers_dir), ("models", p.models_dir), ("weather cache", p.weather_cache_dir),
+        ("history db", p.history_db),
     ]
     for name, value in rows:
-        exists = "" if isinstance(value, str) else ("" if value.exists() else "  (absent)")
+        exists = "" if value.exists() else "  (absent)"
         print(f"{name:<14} {value}{exists}")
     return 0

@@ -9,17 +9,11 @@ import signal
 from datetime import datetime
 from typing import Any
 
-# The systemd units (install-service) live in service_units; the names are re-exported here.
-from ai_wallpaper.commands.service_units import ONESHOT as ONESHOT
-from ai_wallpaper.commands.service_units import SERVICE as SERVICE
-from ai_wallpaper.commands.service_units import TIMER as TIMER
-from ai_wallpaper.commands.service_units import cmd_install_service
-from ai_wallpaper.commands.service_units import on_calendar as on_calendar
-from ai_wallpaper.commands.service_units import render_units as render_units
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ExitCode, WallpaperError
-from ai_wallpaper.history import History, RunRecord
-from ai_wallpaper.lock import lock_holder
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.commands.service_cmd import cmd_install_service
+from ai_wallpaper.core.errors import ExitCode, WallpaperError
+from ai_wallpaper.core.history import History, RunRecord
+from ai_wallpaper.service.lock import lock_holder
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -52,7 +46,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # --- daemon / next -------------------------------------------------------------------------------
 def cmd_daemon(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.daemon import CHILD_STOP_GRACE_S, Daemon
+    from ai_wallpaper.service.daemon import CHILD_STOP_GRACE_S, Daemon
 
     job_command = None
     if args.job_command:
@@ -63,7 +57,7 @@ def cmd_daemon(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.job_runner import JobRunner, generate_command
+    from ai_wallpaper.service.job_runner import JobRunner, generate_command
 
     pid = lock_holder(ctx.paths.daemon_lock)
     if pid and pid > 0:
@@ -146,7 +140,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.daemon import describe_schedule, next_fire_time
+    from ai_wallpaper.service.daemon import describe_schedule, next_fire_time
 
     schedule = ctx.settings.schedule
     pid = lock_holder(ctx.paths.daemon_lock)

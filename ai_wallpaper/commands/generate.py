@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper import log
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ConfigError, ExitCode, UsageError
-from ai_wallpaper.schema import Source, build_or_raise, to_plain
-from ai_wallpaper.settings import Settings
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config import locations
+from ai_wallpaper.config.schema import Source, build_or_raise, to_plain
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.core import log
+from ai_wallpaper.core.errors import ConfigError, ExitCode, UsageError
 
 logger = log.get(__name__)
 
@@ -121,7 +122,7 @@ def apply_overrides(settings: Settings, args: argparse.Namespace, origin: str) -
 
 
 def _run_id_arg(value: str) -> str:
-    from ai_wallpaper.run_record import is_run_id
+    from ai_wallpaper.render.run_record import is_run_id
 
     if not is_run_id(value):  # it becomes a folder name: no "/", no ".."
         raise argparse.ArgumentTypeError(f"{value!r} is not a run id (YYYYMMDD-HHMMSS-xxxxxx)")
@@ -130,7 +131,7 @@ def _run_id_arg(value: str) -> str:
 
 def recorded_settings(settings: Settings) -> dict[str, Any]:
     """Settings as run.json records them: the home location no more precise than the weather uses."""
-    from ai_wallpaper.weather import coarse
+    from ai_wallpaper.scene.weather import coarse
 
     data: dict[str, Any] = to_plain(settings)
     location = data["weather"]["location"]
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     full disk) still leaves a final history row, so `status` says why the wallpaper did not come."""
     if args.trigger == "manual" or args.dry_run or args.resume:
         return _run(args, ctx)
-    from ai_wallpaper.run_record import new_run_id
+    from ai_wallpaper.render.run_record import new_run_id
 
     args.run_id = args.run_id or new_run_id()
     try:
@@ -156,8 +157,8 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _record_unstarted(ctx: AppContext, run_id: str, trigger: str, exc: Exception) -> None:
-    from ai_wallpaper.errors import WallpaperError
-    from ai_wallpaper.history import History
+    from ai_wallpaper.core.errors import WallpaperError
+    from ai_wallpaper.core.history import History
 
     error = str(exc) if isinstance(exc, WallpaperError) else f"unexpected {type(exc).__name__}: {exc}"
     try:  # a row that already exists (the run started and recorded itself) is left alone
@@ -168,7 +169,7 @@ def _record_unstarted(ctx: AppContext, run_id: str, trigger: str, exc: Exception
 
 def _run(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.commands.plan_cmd import print_plan, request_from_args
-    from ai_wallpaper.planner import make_plan
+    from ai_wallpaper.scene.planner import make_plan
 
     settings, source = ctx.load()
     # 1. settings and plan (a resumed run reuses the recorded ones)
@@ -176,22 +177,22 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
         return _resume(args, ctx)
     settings = apply_overrides(settings, args, source.file)
     if args.output is not None and not args.dry_run:
-        from ai_wallpaper.run_dir import new_folder_problem
+        from ai_wallpaper.render.run_dir import new_folder_problem
 
         if problem := new_folder_problem(args.output):  # before the weather, the plan and any model
             raise UsageError(f"--output: {problem}", hint="choose an empty or new folder you can write to, "
                                                           f"or continue a run there with --resume {args.output}")
-    plan = make_plan(ctx, settings, request_from_args(args))
+    plan = make_plan(ctx.paths, settings, request_from_args(args), settings_path=ctx.settings_path)
     if args.dry_run:
         print_plan(plan, args.json)
         return int(ExitCode.OK)
-    from ai_wallpaper.feasibility import preflight
-    from ai_wallpaper.run_dir import RunDirectory
-    from ai_wallpaper.run_record import new_run_id
+    from ai_wallpaper.render.feasibility import preflight
+    from ai_wallpaper.render.run_dir import RunDirectory
+    from ai_wallpaper.render.run_record import new_run_id
 
     preflight(settings, ctx.paths)
     run_id = args.run_id or new_run_id()
-    runs_dir = ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir)
+    runs_dir = locations.runs_dir(ctx.paths, settings, ctx.settings_path)
     run_path = args.output if args.output else runs_dir / run_id
     run_dir = RunDirectory.create(run_path, run_id=run_id, plan=plan, settings=recorded_settings(settings),
                                   trigger=args.trigger, owned=not args.output)
@@ -199,8 +200,8 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.run_dir import RunDirectory
-    from ai_wallpaper.settings import settings_from_dict
+    from ai_wallpaper.config.settings import settings_from_dict
+    from ai_wallpaper.render.run_dir import RunDirectory
 
     changing = [f"--{k.replace('_', '-')}" for k in (*OVERRIDES, "prompt", "seed", "theme")
                 if getattr(args, k, None) is not None]

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ConfigError, ExitCode
-from ai_wallpaper.loras import FileStatus, LoraLibrary, check_file, library_file, load_library
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.locations import lora_library_file
+from ai_wallpaper.core.errors import ConfigError, ExitCode
+from ai_wallpaper.scene.lora_library import FileStatus, LoraLibrary, check_file, load_library
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def validate_loras(args: argparse.Namespace, ctx: AppContext) -> int:
     try:
         library = load_library(ctx.paths, ctx.settings, ctx.settings_path)
     except ConfigError as exc:
-        print(f"{library_file(ctx.paths, ctx.settings, ctx.settings_path)}: INVALID")
+        print(f"{lora_library_file(ctx.paths, ctx.settings, ctx.settings_path)}: INVALID")
         for problem in exc.problems:
             print(f"  - {problem}")
         return int(ExitCode.FAILURE)

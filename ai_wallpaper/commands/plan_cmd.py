@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import ConfigError
-from ai_wallpaper.plan import Plan
-from ai_wallpaper.planner import PlanRequest, make_plan
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.scene.plan import Plan
+from ai_wallpaper.scene.planner import PlanRequest, make_plan
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +47,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.feasibility import work_problems
+    from ai_wallpaper.render.feasibility import work_problems
 
-    plan = make_plan(ctx, ctx.settings, request_from_args(args))
+    plan = make_plan(ctx.paths, ctx.settings, request_from_args(args), settings_path=ctx.settings_path)
     estimates, problems = work_problems(ctx.settings)
     print_plan(plan, args.json)
     if not args.json:

@@ -17,12 +17,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ai_wallpaper import log
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.errors import Cancelled, ExitCode, RunError, WallpaperError
-from ai_wallpaper.history import FinalStatus, History
-from ai_wallpaper.run_dir import RunDirectory, prune_run_folder
-from ai_wallpaper.settings import Settings
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config import locations
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.core import log
+from ai_wallpaper.core.errors import Cancelled, ExitCode, RunError, WallpaperError
+from ai_wallpaper.core.history import FinalStatus, History
+from ai_wallpaper.render.run_dir import RunDirectory, prune_run_folder
 
 logger = log.get(__name__)
 
@@ -67,8 +68,8 @@ def final_state(exc: BaseException) -> tuple[FinalStatus, str]:
 
 
 def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: ExecuteOptions) -> int:
-    from ai_wallpaper.pipeline import PipelineOptions, run_pipeline
-    from ai_wallpaper.progress import terminal_stream
+    from ai_wallpaper.core.progress import terminal_stream
+    from ai_wallpaper.render.pipeline import PipelineOptions, run_pipeline
 
     run_id = run_dir.run_id
     log.bind_run(run_id)
@@ -118,7 +119,7 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
         logger.error("run failed", error=error, exc_info=exc)
         raise RunError(f"run {run_id} failed: {error}",
                        hint=f"see the log above; resume with --resume {run_dir.path}") from exc
-    _prune_run_dirs(history, settings.history.keep_runs, ctx.resolve(settings.output.runs_dir, ctx.paths.runs_dir))
+    _prune_run_dirs(history, settings.history.keep_runs, locations.runs_dir(ctx.paths, settings, ctx.settings_path))
     log.unbind_run()
     # 4. only now the terminal: nothing below can leave a record unfinished
     if wallpaper_detail:

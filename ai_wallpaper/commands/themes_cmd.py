@@ -6,8 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from ai_wallpaper.context import AppContext
-from ai_wallpaper.schema import to_plain
+from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.locations import themes_file
+from ai_wallpaper.config.schema import to_plain
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -25,10 +26,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.planner import themes_file
-    from ai_wallpaper.themes import load_themes, theme_probabilities
+    from ai_wallpaper.scene.themes import load_themes, theme_probabilities
 
-    library = load_themes(themes_file(ctx, ctx.settings))
+    library = load_themes(themes_file(ctx.paths, ctx.settings, ctx.settings_path))
     chance = theme_probabilities(library)
     rows = [(k, t) for k, t in library.themes.items() if args.category in (None, t.category)]
     if args.category and args.category not in library.categories:
@@ -49,10 +49,10 @@ def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def show_theme(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.planner import rng_for, themes_file
-    from ai_wallpaper.themes import fill_template, load_themes, select_theme
+    from ai_wallpaper.scene.planner import rng_for
+    from ai_wallpaper.scene.themes import fill_template, load_themes, select_theme
 
-    library = load_themes(themes_file(ctx, ctx.settings))
+    library = load_themes(themes_file(ctx.paths, ctx.settings, ctx.settings_path))
     choice = select_theme(library, rng_for(args.seed, "theme"), forced=args.key)  # raises with close matches
     theme = choice.theme
     category = library.categories[theme.category]

@@ -15,14 +15,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ai_wallpaper import atomic, log
-from ai_wallpaper.atomic import atomic_path
+from ai_wallpaper.config.settings import DesktopSettings
+from ai_wallpaper.core import atomic, log
+from ai_wallpaper.core.atomic import atomic_path
+from ai_wallpaper.core.errors import DesktopError
+from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop.detect import detect_desktop, running_processes
 from ai_wallpaper.desktop.runner import CommandResult, Runner, run_command
 from ai_wallpaper.desktop.setters import SETTERS, SetterContext
-from ai_wallpaper.errors import DesktopError
-from ai_wallpaper.paths import Paths
-from ai_wallpaper.settings import DesktopSettings
 
 __all__ = ["SETTERS", "CommandResult", "Runner", "WallpaperResult", "apply_wallpaper", "detect_desktop",
            "prune_wallpapers", "run_command", "set_existing_wallpaper"]
@@ -84,7 +84,7 @@ def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run
                     which: Callable[[str], str | None] = shutil.which,
                     processes: Callable[[], Collection[str]] = running_processes) -> WallpaperResult:
     """Copy `image` to a new file in paths.wallpapers_dir, set it on the desktop, prune old ones."""
-    from ai_wallpaper.history import History
+    from ai_wallpaper.core.history import History
 
     image = Path(image)
     if not image.is_file():

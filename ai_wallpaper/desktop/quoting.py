@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ai_wallpaper.errors import DesktopError
+from ai_wallpaper.core.errors import DesktopError
 
 _DATA_DIR_FIX = ("set AI_WALLPAPER_DATA_DIR (or XDG_DATA_HOME) to a folder whose path avoids these characters, "
                  "or run swww-daemon / awww-daemon (that setter passes the path as a plain argument)")

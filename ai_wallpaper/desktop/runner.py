@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ai_wallpaper.errors import DesktopError
+from ai_wallpaper.core.errors import DesktopError
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.desktop.detect import running_processes
 from ai_wallpaper.desktop.quoting import hyprpaper_path, sway_path_word
 from ai_wallpaper.desktop.runner import Runner, run_command
-from ai_wallpaper.errors import DesktopError
 
 MODES = ("zoom", "fill", "scale", "center", "tile")
 _GNOME_OPTIONS = {"zoom": "zoom", "fill": "stretched", "scale": "scaled", "center": "centered",

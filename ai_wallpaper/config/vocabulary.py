@@ -1,0 +1,44 @@
+"""The words the config files may use, written once: the settings schema, themes.yaml's checks, the
+mood, the LoRA selector and the render stages all import them from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+# --- the mood (themes.yaml affinities are validated against these) ------------------------------
+CONDITIONS = ("clear", "cloudy", "overcast", "fog", "drizzle", "rain", "snow", "storm")
+TIMES_OF_DAY = ("night", "dawn", "day", "golden_hour", "dusk")
+SEASONS = ("spring", "summer", "autumn", "winter")
+TEMPERATURE_BANDS = ("freezing", "cold", "mild", "warm", "hot")
+WIND_BANDS = ("calm", "breezy", "windy", "gale")
+# Mood words that theme templates may use as placeholders: {light}, {atmosphere}, {season}.
+MOOD_PLACEHOLDERS = ("light", "atmosphere", "season")
+
+# --- render choices ------------------------------------------------------------------------------
+SchedulerName = Literal["dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim"]
+SCHEDULER_NAMES: tuple[str, ...] = get_args(SchedulerName)
+Anchor = Literal["center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right"]
+ANCHORS: tuple[str, ...] = get_args(Anchor)
+BlendKind = Literal["gaussian", "cosine"]
+BLEND_KINDS: tuple[str, ...] = get_args(BlendKind)
+
+# A seed is stored in run.json and history and fed to torch.Generator.manual_seed, which takes
+# [0, 2**64 - 1]; the bound is the signed 64-bit maximum so SQLite's INTEGER holds every seed too.
+SEED_MAX = 2**63 - 1
+
+
+def seed_problem(seed: object) -> str | None:
+    """Why `seed` is not a seed, or None."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        return f"must be an integer from 0 to 2**63-1, got {seed!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class LoraHints:
+    """A theme's say in LoRA selection (names are keys of loras.yaml's `loras:` mapping)."""
+
+    required: tuple[str, ...] = ()
+    preferred: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()

@@ -1,0 +1,310 @@
+"""Run history in SQLite: every run's plan, outputs, status, error and timings.
+
+Crash safety: WAL journal + `synchronous=FULL`, one short transaction per call, a fresh connection per
+call (safe across fork and between the daemon and its child). A run that is killed mid-way leaves its
+row "running"; `fail_stale_running` (called by the daemon at start and before each run) turns such
+rows into "failed": rows whose process is gone, and every row from before the last boot (its pid may
+name another process by now). The database itself is never left half-written: SQLite's
+journal guarantees that.
+
+A second table, `wallpapers`, records every time a wallpaper was put on the desktop (by a run, or by
+`ai-wallpaper previous`), so "the previous wallpaper" is well defined and never pruned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ai_wallpaper.core.run_liveness import row_process_alive, row_process_at_work
+
+RunStatus = Literal["running", "success", "failed", "cancelled"]
+FinalStatus = Literal["success", "failed", "cancelled"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    trigger     TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'cancelled')),
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    pid         INTEGER,
+    plan        TEXT NOT NULL DEFAULT '{}',
+    theme_key   TEXT,
+    run_dir     TEXT,
+    outputs     TEXT NOT NULL DEFAULT '{}',
+    error       TEXT,
+    timings     TEXT NOT NULL DEFAULT '{}',
+    wallpaper   TEXT,
+    favorite    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS wallpapers (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    set_at  REAL NOT NULL,
+    path    TEXT NOT NULL,
+    run_id  TEXT,
+    action  TEXT NOT NULL
+);
+"""
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    trigger: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    pid: int | None
+    plan: dict[str, Any]
+    theme_key: str | None
+    run_dir: str | None
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    wallpaper: str | None = None
+    favorite: bool = False
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        started = _ts(row["started_at"])
+        assert started is not None
+        return cls(
+            run_id=row["run_id"],
+            trigger=row["trigger"],
+            status=row["status"],
+            started_at=started,
+            finished_at=_ts(row["finished_at"]),
+            pid=row["pid"],
+            plan=json.loads(row["plan"]),
+            theme_key=row["theme_key"],
+            run_dir=row["run_dir"],
+            outputs=json.loads(row["outputs"]),
+            error=row["error"],
+            timings=json.loads(row["timings"]),
+            wallpaper=row["wallpaper"],
+            favorite=bool(row["favorite"]),
+        )
+
+
+class History:
+    """The run history database. Cheap to construct; every method opens its own short connection."""
+
+    def __init__(self, db_path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        self.db_path = Path(db_path)
+        self.busy_timeout_s = busy_timeout_s
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed row survives power loss, not just a process crash. Runs are rare.
+            db.execute("PRAGMA synchronous = FULL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # --- writing -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, *, trigger: str, plan: dict[str, Any], run_dir: str | None,
+                  pid: int | None = None) -> None:
+        """Insert the run as "running" (or mark a resumed one running again). `pid` defaults to this
+        process (the one doing the work)."""
+        theme = plan.get("theme") if isinstance(plan, dict) else None
+        theme_key = theme.get("key") if isinstance(theme, dict) else None
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, trigger, status, started_at, pid, plan, theme_key, run_dir) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?) "
+                # A resumed run (generate --resume) reuses its id: it is running again.
+                "ON CONFLICT (run_id) DO UPDATE SET status = 'running', trigger = excluded.trigger, "
+                "pid = excluded.pid, finished_at = NULL, error = NULL",
+                (run_id, trigger, time.time(), pid if pid is not None else os.getpid(),
+                 json.dumps(plan, default=str), theme_key, run_dir),
+            )
+
+    def finish_run(self, run_id: str, *, status: FinalStatus, outputs: dict[str, str] | None = None,
+                   error: str | None = None, timings: dict[str, float] | None = None,
+                   wallpaper: str | None = None) -> None:
+        """Mark the run finished. Unknown run ids raise KeyError (a bug, not a user problem)."""
+        if status not in ("success", "failed", "cancelled"):
+            raise ValueError(f"finish_run: bad status {status!r}")
+        now = time.time()
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, outputs = ?, error = ?, timings = ?, "
+                "wallpaper = COALESCE(?, wallpaper) WHERE run_id = ?",
+                (status, now, json.dumps(outputs or {}), error, json.dumps(timings or {}), wallpaper, run_id),
+            )
+            if cur.rowcount == 0:
+                raise KeyError(f"no run {run_id!r} in {self.db_path}")
+            if wallpaper is not None and status == "success":
+                db.execute("INSERT INTO wallpapers (set_at, path, run_id, action) VALUES (?, ?, ?, 'run')",
+                           (now, wallpaper, run_id))
+
+    def finish_if_running(self, run_id: str, *, status: FinalStatus, error: str,
+                          replacing: tuple[RunStatus, ...] = ("running",)) -> bool:
+        """Finish a run only if it is still "running" (the daemon's safety net after its child exits).
+        `replacing` widens that: a run that timed out is "failed" even though its child said "cancelled"."""
+        marks = ", ".join("?" * len(replacing))
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?), error = ? "
+                f"WHERE run_id = ? AND status IN ({marks})",
+                (status, time.time(), error, run_id, *replacing),
+            )
+            return cur.rowcount > 0
+
+    def record_unstarted(self, run_id: str, *, trigger: str, status: FinalStatus, error: str | None,
+                         pid: int | None = None) -> bool:
+        """Write the final row of a run that ended before it recorded itself (bad config, missing model,
+        killed while loading), so the history says why it never ran. False if the row already exists."""
+        if status not in ("success", "failed", "cancelled"):
+            raise ValueError(f"record_unstarted: bad status {status!r}")
+        now = time.time()
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (run_id, trigger, status, started_at, finished_at, pid, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                (run_id, trigger, status, now, now, pid if pid is not None else os.getpid(), error),
+            )
+            return cur.rowcount > 0
+
+    def record_wallpaper(self, path: str, *, run_id: str | None, action: str) -> None:
+        """Note that `path` is now on the desktop (e.g. action="previous")."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO wallpapers (set_at, path, run_id, action) VALUES (?, ?, ?, ?)",
+                       (time.time(), path, run_id, action))
+
+    def set_favorite(self, run_id: str, favorite: bool) -> None:
+        with self._transaction() as db:
+            cur = db.execute("UPDATE runs SET favorite = ? WHERE run_id = ?", (int(favorite), run_id))
+            if cur.rowcount == 0:
+                raise KeyError(run_id)
+
+    def fail_stale_running(self, reason: str, *, exclude_pids: frozenset[int] = frozenset()) -> int:
+        """Rows still "running" whose process is gone become "failed" with `reason`. Returns the count."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT run_id, pid, started_at FROM runs WHERE status = 'running'").fetchall()
+            stale = [r["run_id"] for r in rows
+                     if r["pid"] not in exclude_pids and not row_process_alive(r["pid"], r["started_at"])]
+            now = time.time()
+            for run_id in stale:
+                db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+                           (now, reason, run_id))
+            return len(stale)
+
+    def active_runs(self) -> list[RunRecord]:
+        """Rows still "running" whose own process is at work: alive, and started no later than the row
+        (a pid reused by a newer process does not count; neither does a resumed run, whose row is older
+        than its process — good enough for "is another generation using the machine right now")."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at").fetchall()
+        return [RunRecord.from_row(r) for r in rows if row_process_at_work(r["pid"], r["started_at"])]
+
+    def delete_runs(self, run_ids: list[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in run_ids])
+
+    # --- reading -------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return RunRecord.from_row(row) if row else None
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """Most recent first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                              (limit,)).fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def last_run(self) -> RunRecord | None:
+        runs = self.list_runs(1)
+        return runs[0] if runs else None
+
+    def recent_themes(self, n: int) -> list[str]:
+        """Theme keys of the last `n` runs that had a theme, most recent first (any status)."""
+        if n <= 0:
+            return []
+        with self._connect() as db:
+            rows = db.execute("SELECT theme_key FROM runs WHERE theme_key IS NOT NULL "
+                              "ORDER BY started_at DESC, rowid DESC LIMIT ?", (n,)).fetchall()
+        return [r["theme_key"] for r in rows]
+
+    def favorite_wallpapers(self) -> set[str]:
+        """Wallpaper and output paths of favorite runs (never pruned)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT wallpaper, outputs FROM runs WHERE favorite = 1").fetchall()
+        keep: set[str] = set()
+        for r in rows:
+            if r["wallpaper"]:
+                keep.add(r["wallpaper"])
+            keep.update(json.loads(r["outputs"]).values())
+        return keep
+
+    def wallpaper_sequence(self, limit: int = 50) -> list[str]:
+        """Paths put on the desktop, most recent first, consecutive duplicates collapsed."""
+        with self._connect() as db:
+            rows = db.execute("SELECT path FROM wallpapers ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        seq: list[str] = []
+        for r in rows:
+            if not seq or seq[-1] != r["path"]:
+                seq.append(r["path"])
+        return seq
+
+    def current_wallpaper(self) -> Path | None:
+        seq = self.wallpaper_sequence(1)
+        return Path(seq[0]) if seq else None
+
+    def previous_wallpaper(self) -> Path | None:
+        """The most recent wallpaper before the current one whose file still exists."""
+        seq = self.wallpaper_sequence()
+        for path in seq[1:]:
+            if path != seq[0] and Path(path).exists():
+                return Path(path)
+        return None
+
+    def prunable_runs(self, keep: int) -> list[RunRecord]:
+        """Finished, non-favorite runs beyond the newest `keep` (for pruning run directories)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC").fetchall()
+        runs = [RunRecord.from_row(r) for r in rows]
+        return [r for r in runs[keep:] if not r.favorite and r.status != "running"]

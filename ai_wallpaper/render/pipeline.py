@@ -1,0 +1,305 @@
+"""The orchestrator: plan -> txt2img -> (refine) -> upscale -> enhance -> downsample, with checkpoints.
+
+This is the thin I/O wrapper around the pure stage cores in `stages/`: it loads models lazily,
+saves every stage into the run directory as it completes (so `--resume` can continue), measures
+time and peak memory per stage, and writes the final PNG with its metadata.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ai_wallpaper.config.settings import ModelSettings, Settings
+from ai_wallpaper.core import log
+from ai_wallpaper.core.errors import RunError
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.progress import PeakMemory, StageProgress
+from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory
+from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
+from ai_wallpaper.scene.plan import LoraChoice, Plan
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = log.get(__name__)
+STAGE_ORDER = tuple(STAGE_FILES)  # base, refined, upscaled, enhanced, final
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    save_stages: bool = False
+    progress_stream: TextIO | None = None
+    cancel: CancelCheck = never_cancel
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    final: Path
+    stages: dict[str, Any]
+    seconds: float
+
+
+class ModelHolder:
+    """Loads each model on first use and frees it when the pipeline no longer needs it."""
+
+    def __init__(self, models: ModelSettings, paths: Paths, *, upscaler_half: bool = True) -> None:
+        self.settings, self.paths = models, paths
+        self.upscaler_half = upscaler_half
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, role: str) -> Any:
+        if role not in self._loaded:
+            from ai_wallpaper.render import model_loading as models
+
+            spec = getattr(self.settings, role)
+            started = time.monotonic()
+            if role == "upscaler":
+                self._loaded[role] = models.load_upscaler(spec, self.settings, self.paths, half=self.upscaler_half)
+            elif role == "refiner":
+                # Shares text_encoder_2 and the VAE with the base when they are byte-identical.
+                self._loaded[role] = models.load_sdxl(spec, "refiner", self.settings, self.paths,
+                                                      share_with=self._loaded.get("base"))
+            else:
+                self._loaded[role] = models.load_sdxl(spec, "base", self.settings, self.paths)
+            logger.info("model loaded", role=role, spec=spec, seconds=round(time.monotonic() - started, 2))
+        return self._loaded[role]
+
+    def release(self, role: str) -> None:
+        if self._loaded.pop(role, None) is not None:
+            gc.collect()
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def check_sizes(settings: Settings, plan: Plan) -> None:
+    """Everything that would fail late, checked before any model loads."""
+    base, up = plan.base_size, plan.upscaled_size
+    f = settings.output.upscale_factor
+    problems = []
+    if (base.width * f, base.height * f) != (up.width, up.height):
+        problems.append(f"upscaled size {up} is not base size {base} x output.upscale_factor {f}")
+    enh = settings.pipeline.enhance
+    if enh.enabled:
+        from ai_wallpaper.render.stages.tiling import validate_tiling
+
+        try:
+            validate_tiling(up.height, up.width, enh.tile, enh.overlap)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
+
+
+def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
+    """Model identities (kind, location, file hashes) for run.json."""
+    from ai_wallpaper.render import model_loading as loading
+
+    roles = {"base": models.base, "refiner": models.refiner, "upscaler": models.upscaler}
+    return {role: loading.describe_model(loading.resolve_source(spec, role, models, paths))  # type: ignore[arg-type]
+            for role, spec in roles.items() if spec}
+
+
+def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
+    """Deterministic text chunks (no run id or time), so the same seed gives the same file bytes."""
+    import json
+
+    from ai_wallpaper import __version__
+
+    meta = {
+        "prompt": plan.prompt, "negative_prompt": plan.negative_prompt, "seed": plan.seed,
+        "theme": plan.theme.key if plan.theme else None, "models": plan.models,
+        "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in plan.loras],
+        "settings_fingerprint": plan.settings_fingerprint, "software": f"ai-wallpaper {__version__}",
+        "steps": {"txt2img": settings.pipeline.txt2img.steps, "enhance": settings.pipeline.enhance.steps,
+                  "strength": settings.pipeline.enhance.strength},
+    }
+    text = {"Software": f"ai-wallpaper {__version__}", "Description": plan.prompt, "ai-wallpaper": json.dumps(meta)}
+    if plan.self_test:
+        text["Comment"] = "built-in self-test model (random weights): this image is not meaningful"
+    return text
+
+
+class _Runner:
+    """State of one pipeline run; each `_stage_*` method is one numbered step."""
+
+    def __init__(self, run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> None:
+        self.run, self.settings, self.opts = run, settings, opts
+        self.plan = run.plan
+        self.models = ModelHolder(settings.models, paths, upscaler_half=settings.pipeline.upscale.half_precision)
+        self.current: Image.Image | None = None
+        self.latents: Any = None
+        self.refine = settings.models.refiner is not None
+        self.enhance = settings.pipeline.enhance.enabled
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[StageProgress]:
+        index = STAGE_ORDER.index(name) + 1
+        progress = StageProgress(name, index, len(STAGE_ORDER), self.opts.progress_stream)
+        logger.info("stage started", stage=name)
+        started = time.monotonic()
+        peak = PeakMemory()
+        with peak.measure():
+            yield progress
+        progress.finish()
+        seconds = time.monotonic() - started
+        self._timing = (seconds, peak.peak_rss, peak.peak_cuda)
+        logger.info("stage finished", stage=name, seconds=round(seconds, 2), peak_rss_mb=peak.peak_rss // 2**20)
+
+    def done(self, name: str, image: Image.Image | None, compress: int, **extra: Any) -> None:
+        seconds, rss, cuda = self._timing
+        file = None
+        if image is not None:
+            text = png_metadata(self.plan, self.settings) if name == "final" else None
+            file = self.run.save_image(name, image, compress_level=compress, text=text).name
+            self.current = image
+        self.run.mark_stage(name, status="done", seconds=seconds, peak_rss=rss, peak_cuda=cuda, file=file, **extra)
+        raise_if_cancelled(self.opts.cancel)
+
+    @staticmethod
+    def conditioning(prompt: str, stack: Sequence[LoraChoice]) -> dict[str, Any]:
+        """What run.json records of a diffusion stage: the prompt it encoded and the LoRAs it ran with."""
+        return {"prompt": prompt,
+                "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in stack]}
+
+    def input_image(self, stage: str) -> Image.Image:
+        """The image the stage consumes: in memory, or (on resume) the last completed stage's file."""
+        if self.current is not None:
+            return self.current
+        for previous in reversed(STAGE_ORDER[: STAGE_ORDER.index(stage)]):
+            entry = self.run.record["stages"].get(previous, {})
+            if entry.get("status") == "done":
+                self.current = self.run.load_image(previous)
+                return self.current
+        raise RunError(f"no completed stage before {stage} in {self.run.path}")
+
+    # 1. txt2img ---------------------------------------------------------------------------------
+    def stage_base(self) -> None:
+        from ai_wallpaper.render.lora_apply import applied_loras
+        from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+
+        t = self.settings.pipeline.txt2img
+        cfg = Txt2ImgConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
+                            width=self.plan.base_size.width, height=self.plan.base_size.height, steps=t.steps,
+                            guidance_scale=t.guidance_scale, scheduler=t.scheduler,
+                            denoising_end=self.settings.pipeline.refine.high_noise_frac if self.refine else None)
+        with self.stage("base") as progress:
+            pipe = self.models.get("base")
+            with applied_loras(pipe, self.plan.loras):
+                result = run_txt2img(pipe, cfg, progress, self.opts.cancel)
+            if self.refine:
+                self.latents = result.latents
+                self.run.save_latents(self.latents)
+                image = decode_latents(pipe, self.latents)  # a preview: the refiner finishes the job
+            else:
+                assert result.image is not None
+                image = result.image
+        self.done("base", image, self.settings.output.intermediate_compress_level,
+                  handoff="latents" if self.refine else "image", **self.conditioning(cfg.prompt, self.plan.loras))
+        if self.refine:
+            self.current = None  # the refiner consumes latents, not the preview
+
+    # 2. refine ----------------------------------------------------------------------------------
+    def stage_refined(self) -> None:
+        from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
+
+        if not self.refine:
+            self.run.mark_stage("refined", status="skipped", reason="models.refiner is null")
+            return
+        r, t = self.settings.pipeline.refine, self.settings.pipeline.txt2img
+        cfg = RefineConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
+                           steps=r.steps or t.steps, high_noise_frac=r.high_noise_frac,
+                           guidance_scale=t.guidance_scale, scheduler=t.scheduler)
+        latents = self.latents if self.latents is not None else self.run.load_latents()
+        with self.stage("refined") as progress:
+            image = run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
+            self.models.release("refiner")
+        # SDXL LoRAs do not fit the refiner's UNet: it runs without the stack (recorded as such).
+        self.done("refined", image, self.settings.output.intermediate_compress_level,
+                  **self.conditioning(cfg.prompt, ()))
+
+    # 3. upscale ---------------------------------------------------------------------------------
+    def stage_upscaled(self) -> None:
+        from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
+
+        u, factor = self.settings.pipeline.upscale, self.settings.output.upscale_factor
+        source = self.input_image("upscaled")
+        with self.stage("upscaled") as progress:
+            model = self.models.get("upscaler")
+            if int(model.scale) != factor:
+                raise RunError(f"models.upscaler is a {model.scale}x model but output.upscale_factor is {factor}",
+                               hint=f"set output.upscale_factor: {model.scale} or use a {factor}x upscaler")
+            cfg = UpscaleConfig(scale=factor, tile=u.tile, overlap=u.overlap, half_precision=u.half_precision)
+            image = run_upscale(source, model, cfg, progress, self.opts.cancel)
+            self.models.release("upscaler")
+        expected = (self.plan.upscaled_size.width, self.plan.upscaled_size.height)
+        if image.size != expected:
+            raise RunError(f"upscaler produced {image.size[0]}x{image.size[1]}, expected {expected[0]}x{expected[1]}")
+        self.done("upscaled", image, self.settings.output.intermediate_compress_level)
+
+    # 4. enhance ---------------------------------------------------------------------------------
+    def stage_enhanced(self) -> None:
+        from ai_wallpaper.render.lora_apply import applied_loras
+        from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
+
+        e = self.settings.pipeline.enhance
+        if not e.enabled:
+            self.run.mark_stage("enhanced", status="skipped", reason="pipeline.enhance.enabled is false")
+            return
+        source = self.input_image("enhanced")
+        cfg = EnhanceConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
+                            tile=e.tile, overlap=e.overlap, strength=e.strength, steps=e.steps,
+                            guidance_scale=e.guidance_scale, blend=e.blend,
+                            batch_size=None if e.batch_size == "auto" else int(e.batch_size))
+        with self.stage("enhanced") as progress:
+            pipe = self.models.get("base")
+            # The same stack as the base stage: its trigger words are in the prompt, and a style LoRA
+            # missing here would be painted over at 8K.
+            with applied_loras(pipe, self.plan.loras):
+                image = run_enhance(source, pipe, cfg, progress, self.opts.cancel)
+        self.done("enhanced", image, self.settings.output.intermediate_compress_level,
+                  **self.conditioning(cfg.prompt, self.plan.loras))
+
+    # 5. downsample ------------------------------------------------------------------------------
+    def stage_final(self) -> None:
+        from ai_wallpaper.render.stages.downsample import DownsampleConfig, run_downsample
+
+        o = self.settings.output
+        source = self.input_image("final")
+        with self.stage("final"):
+            image = run_downsample(source, DownsampleConfig(width=o.width, height=o.height, anchor=o.anchor))
+        self.done("final", image, o.final_compress_level)
+
+
+def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> RunResult:
+    """Run (or continue) every stage not yet completed in `run`, then return the final image path."""
+    started = time.monotonic()
+    runner = _Runner(run, settings, paths, opts)
+    # 0. everything checkable without models
+    check_sizes(settings, runner.plan)
+    if not run.record.get("models"):
+        run.record["models"] = describe_models(settings.models, paths)
+        run.save()
+    if runner.plan.self_test:
+        logger.warning("self-test model: random weights, the images are not meaningful")
+    for name in STAGE_ORDER:
+        if run.stage_done(name):
+            logger.info("stage already complete, resuming after it", stage=name)
+            continue
+        raise_if_cancelled(opts.cancel)
+        getattr(runner, f"stage_{name}")()
+    for role in ("base", "refiner", "upscaler"):
+        runner.models.release(role)
+    if not opts.save_stages:
+        run.remove_intermediates()
+    final = run.stage_path("final")
+    run.finish("success", final=final, kept_intermediates=opts.save_stages)
+    return RunResult(run.path, final, dict(run.record["stages"]), time.monotonic() - started)

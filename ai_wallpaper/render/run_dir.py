@@ -1,0 +1,256 @@
+"""A run directory: stage images, run.json, and the checkpoint that `--resume` continues from.
+
+run.json is rewritten atomically after every stage, so after a crash it always describes the
+stages whose files are complete on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ai_wallpaper import __version__
+from ai_wallpaper.core import atomic
+from ai_wallpaper.core.errors import ConfigError, RunError
+from ai_wallpaper.render.run_record import RECORD_FORMAT, RUN_JSON, STAGE_FILES, read_record
+from ai_wallpaper.scene.plan import Plan
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+OWNER_MARKER = ".ai-wallpaper-run"  # holds the run id; only a folder carrying it may ever be pruned
+BASE_LATENTS = "01_base.latents.safetensors"  # refiner hand-off; lets --resume skip the base
+LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "peft", "spandrel", "safetensors",
+             "pillow", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "ai-wallpaper": __version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def _now() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class RunDirectory:
+    path: Path
+    record: dict[str, Any]
+
+    # --- creating and opening ------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str,
+               owned: bool = True) -> RunDirectory:
+        """owned: the program chose this folder (not --output), so pruning may remove it later."""
+        problem = new_folder_problem(path)
+        if problem:
+            raise RunError(problem, hint=f"choose another --output, or continue it with --resume {path}")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(path)  # a run killed during its very first write left these
+        except OSError as exc:
+            raise RunError(f"cannot create the run directory {path}: {exc.strerror}",
+                           hint="check the folder's permissions and free space, or choose another --output") from None
+        if owned:
+            atomic.write_text(path / OWNER_MARKER, run_id + "\n")
+        record: dict[str, Any] = {
+            "format": RECORD_FORMAT,
+            "run_id": run_id,
+            "trigger": trigger,
+            "status": "running",
+            "created": _now(),
+            "plan": plan.to_json(),
+            "settings": settings,
+            "settings_fingerprint": plan.settings_fingerprint,
+            "versions": library_versions(),
+            "models": {},
+            "stages": {},
+            "self_test": plan.self_test,
+        }
+        run = cls(path, record)
+        run.save()
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> RunDirectory:
+        file = path / RUN_JSON
+        if not file.is_file():
+            raise ConfigError(f"{path} is not a run directory (no {RUN_JSON})",
+                              hint="pass the folder a previous run printed (`ai-wallpaper history` lists them); "
+                                   "a run killed before its first record can simply be started again there "
+                                   "with --output")
+        run = cls(path, read_record(file))
+        remove_stale_temp_files(path)  # half-written files of the interrupted run
+        return run
+
+    # --- record --------------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return str(self.record["run_id"])
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.from_json(self.record["plan"])
+
+    def save(self) -> None:
+        atomic.write_json(self.path / RUN_JSON, self.record)
+
+    def stage_done(self, stage: str) -> bool:
+        entry = self.record["stages"].get(stage)
+        return bool(entry) and entry.get("status") in ("done", "skipped")
+
+    def mark_stage(self, stage: str, *, status: str, seconds: float = 0.0, peak_rss: int = 0,
+                   peak_cuda: int | None = None, file: str | None = None, **extra: Any) -> None:
+        self.record["stages"][stage] = {
+            "status": status, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "peak_cuda_mb": None if peak_cuda is None else round(peak_cuda / 2**20, 1), "file": file, **extra,
+        }
+        self.save()
+
+    def finish(self, status: str, *, error: str | None = None, final: Path | None = None,
+               kept_intermediates: bool = True) -> None:
+        self.record.update(status=status, finished=_now(), error=error,
+                           final=str(final) if final else None, intermediates_kept=kept_intermediates)
+        self.save()
+
+    # --- images --------------------------------------------------------------------------------
+    def stage_path(self, stage: str) -> Path:
+        return self.path / STAGE_FILES[stage]
+
+    def save_image(self, stage: str, image: Image.Image, *, compress_level: int,
+                   text: dict[str, str] | None = None) -> Path:
+        from PIL import PngImagePlugin
+
+        info = None
+        if text:
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                info.add_itxt(key, value)
+        target = self.stage_path(stage)
+        atomic.write_with(target, lambda fh: image.save(fh, format="PNG", compress_level=compress_level,
+                                                        pnginfo=info))
+        return target
+
+    def load_image(self, stage: str) -> Image.Image:
+        from PIL import Image
+
+        target = self.stage_path(stage)
+        try:
+            with Image.open(target) as img:
+                return img.convert("RGB")
+        except OSError as exc:
+            raise RunError(f"cannot resume: {target} is missing or damaged ({exc})",
+                           hint="start a new run; this checkpoint is incomplete") from None
+
+    def save_latents(self, latents: torch.Tensor) -> Path:
+        from safetensors.torch import save
+
+        target = self.path / BASE_LATENTS
+        atomic.write_bytes(target, save({"latents": latents.detach().cpu().contiguous()}))
+        return target
+
+    def load_latents(self) -> torch.Tensor:
+        from safetensors.torch import load_file
+
+        target = self.path / BASE_LATENTS
+        if not target.is_file():
+            raise RunError(f"cannot resume: {target} is missing", hint="start a new run")
+        return load_file(str(target))["latents"]
+
+    def remove_intermediates(self) -> None:
+        for stage, name in STAGE_FILES.items():
+            if stage != "final":
+                (self.path / name).unlink(missing_ok=True)
+        (self.path / BASE_LATENTS).unlink(missing_ok=True)
+
+
+# --- folder rules ---------------------------------------------------------------------------------
+def new_folder_problem(path: Path) -> str | None:
+    """Why `path` cannot hold a new run, or None. Leftovers of a run killed during its very first
+    write (our marker, our temp files) do not count: such a folder can be used again."""
+    if path.is_symlink() and not path.is_dir():
+        return f"{path} is a dangling link"
+    if path.exists() and not path.is_dir():
+        return f"{path} exists and is not a folder"
+    if path.is_dir():
+        try:
+            names = [e.name for e in path.iterdir()]
+        except OSError as exc:
+            return f"cannot read the folder {path}: {exc.strerror}"
+        foreign = [n for n in names if n != OWNER_MARKER and not _is_our_temp_file(n)]
+        if foreign:
+            return f"run directory {path} already exists and is not empty"
+    ancestor = path
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a folder, so {path} cannot be created"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable, so no run can be saved in {path}"
+    return None
+
+
+def remove_stale_temp_files(folder: Path) -> list[str]:
+    """Delete our half-written temp files (".<name>.<random>.part") left in a run folder by a kill."""
+    removed = []
+    for entry in folder.iterdir():
+        if _is_our_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
+# --- pruning -------------------------------------------------------------------------------------
+def _our_file_names() -> set[str]:
+    return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, *STAGE_FILES.values()}
+
+
+def _is_our_temp_file(name: str) -> bool:
+    return atomic.temp_target(name) in _our_file_names()
+
+
+def prune_run_folder(folder: Path, run_id: str, runs_dir: Path) -> str | None:
+    """Remove a finished run's folder if, and only if, everything in it is ours.
+
+    Ours means: directly under `runs_dir`, a real directory (not a link), carrying OWNER_MARKER with
+    this run id (so never a folder chosen with --output), and holding nothing but files this program
+    writes there. Files are unlinked one by one and the folder removed with rmdir, so a file that
+    appears meanwhile keeps the folder. Returns None when removed, else why it was kept.
+    """
+    if folder.is_symlink() or not folder.is_dir():
+        return "not a directory"
+    if folder.parent.resolve() != runs_dir.resolve():
+        return "not directly under the runs directory"
+    try:
+        marker = (folder / OWNER_MARKER).read_text(encoding="utf-8").strip()
+    except OSError:
+        return f"no {OWNER_MARKER} marker (a folder chosen with --output, or not made by ai-wallpaper)"
+    if marker != run_id:
+        return f"its {OWNER_MARKER} names another run ({marker[:40]!r})"
+    entries = list(folder.iterdir())
+    foreign = [e.name for e in entries
+               if e.is_symlink() or not e.is_file()
+               or not (e.name in _our_file_names() or _is_our_temp_file(e.name))]
+    if foreign:
+        return f"holds files ai-wallpaper did not write: {', '.join(sorted(foreign)[:5])}"
+    for entry in entries:
+        if entry.name != OWNER_MARKER:
+            entry.unlink(missing_ok=True)
+    (folder / OWNER_MARKER).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError as exc:  # something appeared meanwhile: keep it, with the marker gone it stays kept
+        return f"not empty after removing our files ({exc.strerror})"
+    return None

@@ -1,0 +1,106 @@
+"""Stage 2 (optional): the SDXL refiner finishes what the base started (ensemble of experts).
+
+The base runs the high-noise part of the schedule and stops at `high_noise_frac` with
+`output_type="latent"` (see `txt2img.Txt2ImgConfig.denoising_end`); the refiner's img2img
+pipeline then runs the low-noise rest from `denoising_start=high_noise_frac`. Both must use the
+same scheduler and step count for the two halves of the schedule to meet exactly.
+
+Like txt2img, the shared refiner pipe is never changed: the scheduler goes on a shallow copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ai_wallpaper.core import log
+from ai_wallpaper.core.errors import RunError
+from ai_wallpaper.render.stages.common import CancelCheck, Progress, never_cancel, no_progress, raise_if_cancelled
+from ai_wallpaper.render.stages.schedulers import SchedulerName, check_scheduler_name, make_scheduler
+from ai_wallpaper.render.stages.txt2img import check_seed, prompt_kwargs, step_callback
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+logger = log.get(__name__)
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    high_noise_frac: float = 0.8
+    guidance_scale: float = 7.5
+    scheduler: SchedulerName = "dpmpp_2m_karras"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the bad value and the rule."""
+        check_seed(self.seed)
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"refine steps must be an integer >= 1, got {self.steps!r}")
+        if not 0.0 < self.high_noise_frac < 1.0:
+            raise ValueError(
+                f"refine high_noise_frac must be strictly between 0 and 1, got {self.high_noise_frac!r}")
+        if self.guidance_scale < 0:
+            raise ValueError(f"refine guidance_scale must be >= 0, got {self.guidance_scale!r}")
+        check_scheduler_name(self.scheduler)
+
+    def base_denoising_end(self) -> float:
+        """What the base stage's `Txt2ImgConfig.denoising_end` must be for this refiner run."""
+        return self.high_noise_frac
+
+
+def run_refine(
+    latents: torch.Tensor,
+    refiner_pipe: Any,
+    cfg: RefineConfig,
+    progress: Progress = no_progress,
+    cancel: CancelCheck = never_cancel,
+    *,
+    embeds: Mapping[str, torch.Tensor] | None = None,
+) -> Image.Image:
+    """Finish partly denoised base `latents` (1, 4, H/8, W/8) with a StableDiffusionXLImg2ImgPipeline.
+
+    `embeds` (optional) are precomputed embeddings for the refiner's own text encoder.
+    """
+    import torch
+
+    # 1. Check the hand-off: the refiner needs the base's latents, not an image.
+    latent_channels = int(refiner_pipe.vae.config.latent_channels)
+    if latents.ndim != 4 or latents.shape[0] != 1 or latents.shape[1] != latent_channels:
+        raise RunError(f"refiner expects base latents shaped (1, {latent_channels}, H/8, W/8), "
+                       f"got {tuple(latents.shape)}",
+                       hint="run txt2img with denoising_end=high_noise_frac (output_type='latent')")
+    raise_if_cancelled(cancel)
+
+    # 2. A private view of the refiner with a fresh scheduler of the base's kind.
+    run_pipe = copy.copy(refiner_pipe)
+    run_pipe.scheduler = make_scheduler(cfg.scheduler, refiner_pipe.scheduler.config)
+
+    # 3. Seeded CPU generator (the ancestral samplers draw noise at every step).
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+
+    # 4. Denoise the low-noise remainder of the schedule and decode.
+    logger.info("refine.start", steps=cfg.steps, high_noise_frac=cfg.high_noise_frac,
+                scheduler=cfg.scheduler, latent_size=tuple(latents.shape[-2:]))
+    with torch.inference_mode():
+        output = run_pipe(
+            **prompt_kwargs(cfg.prompt, cfg.negative_prompt, embeds),
+            image=latents,
+            num_inference_steps=cfg.steps,
+            denoising_start=cfg.high_noise_frac,
+            guidance_scale=cfg.guidance_scale,
+            generator=generator,
+            output_type="pil",
+            callback_on_step_end=step_callback(progress, cancel),
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
+    return output.images[0]

@@ -1,0 +1,255 @@
+"""Prompt rewriting: LoRA trigger words, theme modifiers, negative prompt, CLIP's 77-token window.
+
+Torch-free and fast (the `plan` command uses it): tokens are counted with the `tokenizers`
+library, built exactly like transformers' CLIPTokenizer (same BPE, normaliser and pre-tokeniser),
+from the model's own vocab.json + merges.txt.
+
+Long prompts: SDXL's two CLIP text encoders read 77 tokens (BOS + 75 + EOS) and diffusers cuts
+the rest off. We do not chunk embeddings; instead every prompt that is too long produces a
+warning (in the plan, run.json and the log) that quotes exactly the words that will be cut, per
+tokenizer. Trigger words go near the front so they are never the part that is cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ai_wallpaper.catalog.builtin import _write_tokenizer, is_builtin
+from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.core import log
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.scene.plan import LoraChoice
+
+logger = log.get(__name__)
+
+CLIP_WINDOW = 77
+CONTENT_TOKENS = CLIP_WINDOW - 2  # BOS and EOS take two
+# CLIP's pre-tokeniser (transformers' CLIPTokenizer): words, single digits, runs of punctuation.
+_CLIP_SPLIT = (r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]"""
+               r"""|[^\s\p{L}\p{N}]+""")
+_APPROX_SPLIT = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    prompt: str
+    negative_prompt: str
+    token_counts: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    triggers_added: tuple[str, ...] = ()
+    approximate: bool = False  # no tokenizer files were found: counts are a lower bound
+
+
+def rewrite_prompt(prompt: str, negative_prompt: str, stack: Sequence[LoraChoice], *,
+                   prepend: Sequence[str] = (), append: Sequence[str] = (),
+                   negative_append: Sequence[str] = (), tokenizer_dirs: Sequence[Path] = ()) -> PromptResult:
+    """Insert each trigger word once, apply theme modifiers, compose the negative, check lengths.
+
+    Order: prepend modifiers, then trigger words (not already in the prompt), then the prompt, then
+    append modifiers. A modifier or trigger already present (case-insensitive, whole words) is not
+    repeated.
+    """
+    body = _clean(prompt)
+    front: list[str] = []
+    triggers: list[str] = []
+    back: list[str] = []
+    for text in prepend:
+        _add_once(front, text, [*front, body])
+    for choice in stack:
+        for word in choice.trigger_words:
+            _add_once(triggers, word, [*front, *triggers, body])
+    for text in append:
+        _add_once(back, text, [*front, *triggers, body, *back])
+    final = ", ".join(p for p in [*front, *triggers, body, *back] if p)
+
+    negative = _clean(negative_prompt)
+    extra: list[str] = []
+    for text in negative_append:
+        _add_once(extra, text, [negative, *extra])
+    final_negative = ", ".join(p for p in [negative, *extra] if p)
+
+    counts, warnings, approximate = check_lengths({"prompt": final, "negative_prompt": final_negative},
+                                                  tokenizer_dirs)
+    for w in warnings:
+        logger.warning(w)
+    return PromptResult(final, final_negative, counts, tuple(warnings), tuple(triggers), approximate)
+
+
+def _clean(text: str) -> str:
+    """Collapse whitespace and stray separators: 'a ,  b,' -> 'a, b'."""
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s*,(\s*,)+", ",", text)
+    return re.sub(r"\s+,", ",", text).strip(" ,")
+
+
+def contains_phrase(haystack: str, phrase: str) -> bool:
+    """Case-insensitive whole-word(s) match; 'art' is not found in 'artistic'."""
+    words = _clean(phrase)
+    if not words:
+        return True
+    pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words.split(" ")) + r"(?!\w)"
+    return re.search(pattern, haystack, re.IGNORECASE) is not None
+
+
+def _add_once(target: list[str], text: str, existing: Sequence[str]) -> bool:
+    text = _clean(text)
+    if not text or contains_phrase(" , ".join(existing), text):
+        return False
+    target.append(text)
+    return True
+
+
+# --- token counting ------------------------------------------------------------------------------
+
+
+def check_lengths(texts: dict[str, str],
+                  tokenizer_dirs: Sequence[Path]) -> tuple[dict[str, int], list[str], bool]:
+    """Token counts (max over tokenizers, BOS/EOS excluded) and one warning per cut prompt."""
+    counts: dict[str, int] = {}
+    warnings: list[str] = []
+    dirs = list(dict.fromkeys(Path(d) for d in tokenizer_dirs))
+    if not dirs:
+        warnings.append("no tokenizer files found for the base model: token counts are approximate "
+                        "(a lower bound); prompts longer than 75 tokens are cut by SDXL")
+        for label, text in texts.items():
+            n = len(_APPROX_SPLIT.findall(text.lower()))
+            counts[label] = n
+            if n > CONTENT_TOKENS:
+                warnings.append(f"{label} has at least {n} tokens; SDXL reads only {CONTENT_TOKENS} and will "
+                                "cut the end of it")
+        return counts, warnings, True
+    for label, text in texts.items():
+        cuts: dict[str, list[str]] = {}  # cut text -> tokenizer names
+        for d in dirs:
+            n, cut = count_tokens(text, d)
+            counts[label] = max(counts.get(label, 0), n)
+            if cut:
+                cuts.setdefault(cut, []).append(d.name)
+        for cut, names in cuts.items():
+            warnings.append(f"{label} is {counts[label]} tokens but SDXL's text encoders read only "
+                            f"{CONTENT_TOKENS} ({CLIP_WINDOW} with start/end); "
+                            f"{' and '.join(names)} will cut: {cut!r}")
+    return counts, warnings, False
+
+
+def count_tokens(text: str, tokenizer_dir: Path) -> tuple[int, str]:
+    """(content tokens, the text that falls outside the 77-token window or '')."""
+    enc = clip_tokenizer(tokenizer_dir).encode(text, add_special_tokens=False)
+    n = len(enc.ids)
+    if n <= CONTENT_TOKENS:
+        return n, ""
+    start = enc.offsets[CONTENT_TOKENS][0]
+    return n, text[start:].strip()
+
+
+def clip_tokenizer(tokenizer_dir: Path) -> Any:
+    """A `tokenizers.Tokenizer` equal to transformers' CLIPTokenizer for this folder (cached).
+
+    Hub SDXL repos ship vocab.json + merges.txt; transformers 5 `save_pretrained` writes only
+    tokenizer.json (the serialised fast tokenizer). vocab/merges win when both exist.
+    """
+    d = Path(tokenizer_dir)
+    names = ("vocab.json", "merges.txt") if _has_bpe_files(d) else ("tokenizer.json",)
+    stamp = tuple((d / f).stat().st_mtime_ns for f in names)
+    return _build_clip_tokenizer(str(d.resolve()), stamp)
+
+
+def _has_bpe_files(d: Path) -> bool:
+    return (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
+
+
+def _is_tokenizer_dir(d: Path) -> bool:
+    return _has_bpe_files(d) or (d / "tokenizer.json").is_file()
+
+
+@lru_cache(maxsize=8)
+def _build_clip_tokenizer(directory: str, _stamp: tuple[int, ...]) -> Any:
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import BPE
+
+    d = Path(directory)
+    if not _has_bpe_files(d):
+        return Tokenizer.from_file(str(d / "tokenizer.json"))
+    vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
+    lines = (d / "merges.txt").read_text(encoding="utf-8").splitlines()
+    pairs = (ln.split() for ln in lines if not ln.startswith("#version"))
+    merges = [(p[0], p[1]) for p in pairs if len(p) == 2]
+    unk = "<|endoftext|>"
+    tok = Tokenizer(BPE(vocab=vocab, merges=merges, dropout=None, continuing_subword_prefix="",
+                        end_of_word_suffix="</w>", fuse_unk=False, unk_token=unk))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                           normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    return tok
+
+
+# --- where the base model's tokenizers are ----------------------------------------------------
+
+
+def tokenizer_dirs_for(base_spec: str, models: ModelSettings, paths: Paths) -> list[Path]:
+    """The base model's tokenizer folders (tokenizer/, tokenizer_2/), found without torch or network."""
+    if is_builtin(base_spec):
+        return [_builtin_tokenizer_dir(paths)]
+    spec = Path(base_spec).expanduser()
+    for candidate in (spec, paths.models_dir / base_spec):
+        if candidate.is_dir():
+            return _tokenizer_subdirs(candidate)
+        if candidate.is_file():
+            return _tokenizer_subdirs(Path(models.base_config).expanduser()) if models.base_config else []
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", base_spec):
+        snapshot = _hub_cache_snapshot(base_spec)
+        if snapshot is not None:
+            return _tokenizer_subdirs(snapshot)
+    return []
+
+
+def _tokenizer_subdirs(root: Path) -> list[Path]:
+    return [root / name for name in ("tokenizer", "tokenizer_2") if _is_tokenizer_dir(root / name)]
+
+
+def _builtin_tokenizer_dir(paths: Paths) -> Path:
+    target = paths.builtin_models_dir / "tokenizer"
+    if _has_bpe_files(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
+    try:
+        _write_tokenizer(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race, or a half-made dir: fill it in place
+            if not _has_bpe_files(target):  # (never delete the folder: it may hold files we did not write)
+                _write_tokenizer(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The local Hugging Face cache's snapshot of repo_id (refs/main first), never the network."""
+    if os.environ.get("HF_HUB_CACHE"):
+        hub = Path(os.environ["HF_HUB_CACHE"])
+    elif os.environ.get("HF_HOME"):
+        hub = Path(os.environ["HF_HOME"]) / "hub"
+    else:
+        hub = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
+    repo = hub.expanduser() / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text(encoding="utf-8").strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*")) if (repo / "snapshots").is_dir() else []
+    return snaps[-1] if snaps else None

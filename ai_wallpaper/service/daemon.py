@@ -1,0 +1,297 @@
+"""The scheduler daemon: APScheduler 3.11, one job at a time, each generation in a fresh child process.
+
+The child process and its bookkeeping are job_runner's (a row always ends success, failed with the
+child's own error message, or cancelled). At start the daemon fails the rows of runs whose process is
+gone (a crash, kill -9 or power off mid-run) and removes stale atomic-write temp files. A run whose
+daemon was killed survives it (own session) and records itself; a new daemon starts nothing while
+such an orphan still runs.
+
+Why BackgroundScheduler rather than BlockingScheduler: the main thread stays free for signals
+(SIGTERM/SIGINT stop, SIGUSR1 = run now from `ai-wallpaper next`) and for the state file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ai_wallpaper.config.settings import ScheduleSettings, Settings
+from ai_wallpaper.core import atomic, log
+from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.history import History
+from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.render.run_record import new_run_id
+from ai_wallpaper.service.job_runner import CHILD_STOP_GRACE_S as CHILD_STOP_GRACE_S
+from ai_wallpaper.service.job_runner import JobRunner as JobRunner
+from ai_wallpaper.service.job_runner import RunOutcome as RunOutcome
+from ai_wallpaper.service.job_runner import generate_command as generate_command
+from ai_wallpaper.service.lock import DaemonLock
+
+logger = log.get(__name__)
+JOB_ID = "generate"
+GONE = "the process running it is gone (crash, kill or power off)"
+STALE_TEMP_AGE_S = 3600.0
+# atomic.atomic_path's temp files: mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters.
+_CRON_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --- schedule ---------------------------------------------------------------------------------
+def schedule_timezone(schedule: ScheduleSettings) -> tzinfo:
+    if schedule.timezone is None:
+        import tzlocal
+
+        return tzlocal.get_localzone()
+    try:
+        return ZoneInfo(schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"schedule.timezone: unknown time zone {schedule.timezone!r}",
+                          hint="an IANA name like Europe/Lisbon or America/New_York, or null for the "
+                               "system zone") from None
+
+
+def _crontab_dow(field: str) -> str:
+    """Crontab weekdays (0 or 7 = Sunday) → names, because APScheduler 3 counts 0 as Monday."""
+    parts = []
+    for token in field.split(","):
+        m = re.fullmatch(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?", token)
+        if not m or (m.group(1) == "*" and not m.group(3)):
+            parts.append(token)  # names and '*' pass through; APScheduler validates them
+            continue
+        lo = 0 if m.group(1) == "*" else int(m.group(1))
+        hi = 6 if m.group(1) == "*" else int(m.group(2) or m.group(1))
+        if hi > 7 or lo > hi:
+            raise ValueError(f"bad day of week {token!r}")
+        days = range(lo, hi + 1, int(m.group(3) or 1))
+        parts.extend(dict.fromkeys(_CRON_DOW[d] for d in days))
+    return ",".join(dict.fromkeys(parts))
+
+
+def build_trigger(schedule: ScheduleSettings, *, start_date: datetime | None = None,
+                  jitter: bool = True) -> Any:
+    """The APScheduler trigger: interval_seconds, else interval_minutes, else the cron line."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = schedule_timezone(schedule)
+    jitter_s = schedule.jitter_seconds if jitter and schedule.jitter_seconds else None
+    if schedule.interval_seconds or schedule.interval_minutes:
+        seconds = schedule.interval_seconds or (schedule.interval_minutes or 0) * 60
+        return IntervalTrigger(seconds=seconds, start_date=start_date, timezone=tz, jitter=jitter_s)
+    if not schedule.cron:
+        raise ConfigError("schedule: no cron, interval_minutes or interval_seconds set",
+                          hint='e.g. schedule.cron: "0 7 * * *" (every day at 07:00)')
+    fields = schedule.cron.split()
+    try:
+        if len(fields) != 5:
+            raise ValueError(f"expected 5 fields (min hour day month weekday), got {len(fields)}")
+        minute, hour, day, month, dow = fields
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_dow(dow),
+                           start_date=start_date, timezone=tz, jitter=jitter_s)
+    except ValueError as exc:
+        raise ConfigError(f"schedule.cron: {schedule.cron!r}: {exc}",
+                          hint='crontab syntax, e.g. "0 7 * * *" or "*/30 8-22 * * 1-5"') from None
+
+
+def describe_schedule(schedule: ScheduleSettings) -> str:
+    if schedule.interval_seconds:
+        what = f"every {schedule.interval_seconds} s"
+    elif schedule.interval_minutes:
+        what = f"every {schedule.interval_minutes} min"
+    else:
+        what = f"cron {schedule.cron!r}"
+    tz = schedule.timezone or f"system zone {schedule_timezone(schedule)}"
+    jitter = f", jitter up to {schedule.jitter_seconds} s" if schedule.jitter_seconds else ""
+    return f"{what} ({tz}{jitter})"
+
+
+def next_fire_time(schedule: ScheduleSettings, now: datetime | None = None) -> datetime | None:
+    tz = schedule_timezone(schedule)
+    now = now or datetime.now(tz)
+    result: datetime | None = build_trigger(schedule, jitter=False).get_next_fire_time(None, now)
+    return result
+
+
+def missed_run(schedule: ScheduleSettings, last_start: datetime, now: datetime) -> datetime | None:
+    """The first scheduled time after `last_start` if it has already passed (a missed run), else None."""
+    trigger = build_trigger(schedule, start_date=last_start, jitter=False)
+    fire: datetime | None = trigger.get_next_fire_time(None, last_start + timedelta(seconds=1))
+    return fire if fire is not None and fire <= now else None
+
+
+# --- the daemon ----------------------------------------------------------------------------------
+class Daemon:
+    def __init__(self, settings: Settings, paths: Paths, *, config_file: Path | None = None,
+                 job_command: Sequence[str] | None = None, stop_grace_s: float = CHILD_STOP_GRACE_S) -> None:
+        self.settings = settings
+        self.schedule = settings.schedule
+        self.paths = paths
+        self.tz = schedule_timezone(self.schedule)
+        self.trigger = build_trigger(self.schedule)  # validates before we take the lock
+        self.history = History(paths.history_db)
+        self.runner = JobRunner(self.history, job_command or generate_command(config_file),
+                                timeout_s=self.schedule.run_timeout_minutes * 60.0, stop_grace_s=stop_grace_s)
+        self.lock = DaemonLock(paths.daemon_lock)
+        self._stop = threading.Event()
+        self._run_now = threading.Event()
+        self._pending_trigger = "schedule"
+        self._trigger_lock = threading.Lock()
+        self._current: str | None = None
+        self._started_at = datetime.now(self.tz)
+        self._scheduler: Any = None
+
+    # Signal handlers only set flags; the main loop acts on them.
+    def _on_stop(self, signum: int, _frame: Any) -> None:
+        logger.info("stop requested", signal=signal.Signals(signum).name)
+        self.runner.on_signal("the daemon is stopping")  # a second SIGTERM kills the child at once
+        self._stop.set()
+
+    def _on_run_now(self, _signum: int, _frame: Any) -> None:
+        self._run_now.set()
+
+    def _job(self) -> None:
+        with self._trigger_lock:
+            trigger, self._pending_trigger = self._pending_trigger, "schedule"
+        if self._orphan_running():
+            return
+        run_id = new_run_id()
+        self._current = run_id
+        self.write_state()
+        try:
+            self.runner.run(trigger, run_id)
+        except Exception as exc:  # a broken job must never take the scheduler down with it
+            logger.exception("run crashed in the daemon")
+            error = f"daemon error while running the job: {type(exc).__name__}: {exc}"
+            if not self.history.record_unstarted(run_id, trigger=trigger, status="failed", error=error):
+                self.history.finish_if_running(run_id, status="failed", error=error)
+        finally:
+            self._current = None
+            self.write_state()
+
+    def _orphan_running(self) -> bool:
+        """A run of a killed daemon (or a manual `generate`) may still be going: one job at a time."""
+        self.history.fail_stale_running(GONE)
+        others = self.history.active_runs()
+        if others:
+            logger.warning("another run is still in progress; not starting one now",
+                           other_run=others[0].run_id, other_pid=others[0].pid)
+        return bool(others)
+
+    def _fire_now(self, trigger: str) -> None:
+        if self.runner.busy:
+            logger.warning("a run is already in progress; not starting another", requested=trigger)
+            return
+        with self._trigger_lock:
+            self._pending_trigger = trigger
+        self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(self.tz))
+
+    def catch_up_due(self) -> datetime | None:
+        if not self.schedule.catch_up:
+            return None
+        last = self.history.last_run()
+        if last is None:
+            return None
+        return missed_run(self.schedule, last.started_at, datetime.now(self.tz))
+
+    def write_state(self) -> None:
+        job = self._scheduler.get_job(JOB_ID) if self._scheduler is not None else None
+        next_run = job.next_run_time if job is not None else None
+        atomic.write_json(self.paths.daemon_state, {
+            "pid": os.getpid(),
+            "status": "stopped" if self._stop.is_set() else "running",
+            "started_at": self._started_at.isoformat(),
+            "schedule": describe_schedule(self.schedule),
+            "next_run_time": next_run.isoformat() if next_run and not self._stop.is_set() else None,
+            "current_run_id": self._current,
+            "updated_at": datetime.now(self.tz).isoformat(),
+        })
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT. Raises LockedError if another daemon holds the lock."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        # Handlers first: `next` signals the pid it reads from the lock file, and SIGUSR1's default
+        # action would kill a daemon that had published its pid but not yet installed its handler.
+        old_handlers = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        old_handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._on_run_now)
+        try:
+            self.lock.acquire()
+        except BaseException:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            raise
+        try:
+            remove_stale_temp_files(
+                [self.paths.state_dir, self.paths.wallpapers_dir, self.paths.cache_dir])
+            stale = self.history.fail_stale_running(GONE)
+            if stale:
+                logger.warning("marked interrupted runs as failed", count=stale)
+            missed = self.catch_up_due()
+            self._scheduler = BackgroundScheduler(
+                timezone=self.tz, executors={"default": ThreadPoolExecutor(1)},
+                job_defaults={"coalesce": True, "max_instances": 1,
+                              "misfire_grace_time": self.schedule.misfire_grace_seconds})
+            self._scheduler.add_job(self._job, self.trigger, id=JOB_ID, name="generate wallpaper")
+            self._scheduler.start()
+            logger.info("daemon started", pid=os.getpid(), schedule=describe_schedule(self.schedule),
+                        next_run=str(self._scheduler.get_job(JOB_ID).next_run_time))
+            if missed is not None:
+                logger.info("a scheduled run was missed; catching up once", missed=missed.isoformat())
+                self._fire_now("catch-up")
+            self.write_state()
+            while not self._stop.wait(timeout=1.0):
+                if self._run_now.is_set():
+                    self._run_now.clear()
+                    self._fire_now("next")
+            self._shutdown()
+            return 0
+        finally:
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+            self.lock.release()
+
+    def _shutdown(self) -> None:
+        logger.info("daemon stopping")
+        self._scheduler.shutdown(wait=False)  # no new runs; the current one is ours to stop
+        self.runner.request_stop("the daemon is stopping")  # the job thread stops the child
+        deadline = time.monotonic() + self.runner.stop_grace_s + 10
+        while self.runner.busy and time.monotonic() < deadline:  # the job thread settles the row
+            time.sleep(0.05)
+        if self._current:
+            self.history.finish_if_running(self._current, status="cancelled", error="daemon stopped")
+        self.write_state()
+        logger.info("daemon stopped")
+
+
+def remove_stale_temp_files(directories: Iterable[Path], *, max_age_s: float = STALE_TEMP_AGE_S,
+                            now: float | None = None) -> list[Path]:
+    """Remove our atomic-write temp files (`.<name>.<random>.part`) older than `max_age_s` left by a
+    crash, in the top level of each directory only (never inside model caches or run folders).
+    Returns what was removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for directory in directories:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:  # not created yet, or unreadable: nothing of ours to clean
+            continue
+        for entry in entries:
+            try:
+                if (atomic.temp_target(entry.name) is None or not entry.is_file(follow_symlinks=False)
+                        or now - entry.stat(follow_symlinks=False).st_mtime < max_age_s):
+                    continue
+                os.unlink(entry.path)
+            except OSError as exc:
+                logger.warning("could not remove a stale temp file", path=entry.path, error=exc.strerror)
+                continue
+            removed.append(Path(entry.path))
+            logger.info("removed a stale temp file", path=entry.path)
+    return removed
