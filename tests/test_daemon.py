@@ -1,6 +1,6 @@
 """The daemon as a real subprocess: scheduling, failures, SIGTERM, lock, catch-up, status.
 
-Most tests inject a small job script (`daemon --job-command`) that behaves like `generate` (records
+Most tests swap the generation child for a small job script (tests/job_swap.py) that behaves like `generate` (records
 its history row, honours SIGTERM) but can be told to fail, hang, die or ignore SIGTERM. The last
 test runs the real `generate` on the built-in tiny model.
 """
@@ -31,6 +31,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.service.daemon import build_trigger, describe_schedule, missed_run
 from ai_wallpaper.service.lock import lock_holder
 
+JOB_SWAP = Path(__file__).with_name("job_swap.py")
 FAKE_JOB = textwrap.dedent("""
     import json, os, signal, sys, time
     from pathlib import Path
@@ -95,13 +96,13 @@ class DaemonProcess:
         self.config = tmp / "settings.yaml"
         self.config.write_text(yaml.safe_dump({"schedule": schedule, **(extra_settings or {})}))
         self.log = tmp / f"daemon-{time.monotonic_ns()}.log"
-        argv = [sys.executable, "-m", "ai_wallpaper", "daemon", "--config", str(self.config), "--log-format",
-                "json", "--stop-grace", str(stop_grace)]
+        job_argv = ""
         if job:
             script = tmp / "fake_job.py"
             script.write_text(FAKE_JOB)
-            argv += ["--job-command", json.dumps([sys.executable, str(script), "--run-id", "{run_id}",
-                                                  "--trigger", "{trigger}"])]
+            job_argv = json.dumps([sys.executable, str(script), "--run-id", "{run_id}", "--trigger", "{trigger}"])
+        argv = [sys.executable, str(JOB_SWAP), job_argv, str(stop_grace),
+                "daemon", "--config", str(self.config), "--log-format", "json"]
         env = {**os.environ, "FAKE_JOB_CONTROL": str(self.control)}
         self.log_fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, stdout=self.log_fh, stderr=subprocess.STDOUT, env=env)

@@ -27,7 +27,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.run_liveness import pid_alive
 from ai_wallpaper.service.daemon import remove_stale_temp_files
 from ai_wallpaper.service.job_runner import JobRunner, failure_reason, last_plain_line, reported_error
-from tests.test_daemon import FAKE_JOB, DaemonProcess, wait_for
+from tests.test_daemon import FAKE_JOB, JOB_SWAP, DaemonProcess, wait_for
 from tests.test_pipeline import SMALL
 
 FINAL = {"success", "failed", "cancelled"}
@@ -152,12 +152,12 @@ def start_next(tmp_path: Path, paths: Paths, settings: dict[str, Any], *behaviou
     (control / "queue").write_text("\n".join(behaviours))
     config = tmp_path / "settings.yaml"
     config.write_text(yaml.safe_dump(settings))
-    argv = [*CLI, "next", "--config", str(config), "--log-format", "json"]
+    job = ""
     if fake:
         script = tmp_path / "fake_job.py"
         script.write_text(FAKE_JOB)
-        argv += ["--job-command", json.dumps([sys.executable, str(script), "--run-id", "{run_id}",
-                                              "--trigger", "{trigger}"])]
+        job = json.dumps([sys.executable, str(script), "--run-id", "{run_id}", "--trigger", "{trigger}"])
+    argv = [sys.executable, str(JOB_SWAP), job, "", "next", "--config", str(config), "--log-format", "json"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "FAKE_JOB_CONTROL": str(control)})
 

@@ -273,3 +273,36 @@ def test_interval_and_unconvertible_cron() -> None:
     assert on_calendar(ScheduleSettings(interval_minutes=90)) == "OnActiveSec=5400s\nOnUnitActiveSec=5400s"
     with pytest.raises(ConfigError, match="ORs"):
         on_calendar(ScheduleSettings(cron="0 7 1 * 1"))
+
+
+# --- one crontab reader for both schedulers ----------------------------------------------------------
+@pytest.mark.parametrize("weekdays", ["1-5", "0,6", "7", "sun-tue", "*/2", "mon,3-4", "5/7"])
+def test_daemon_and_timer_fire_on_the_same_weekdays(weekdays: str) -> None:
+    """The same crontab weekday field, read by APScheduler (the daemon) and by systemd (the timer),
+    names the same days: both come from service/crontab.py."""
+    from datetime import UTC, datetime, timedelta
+
+    from ai_wallpaper.service.daemon import build_trigger
+
+    schedule = ScheduleSettings(cron=f"0 9 * * {weekdays}", timezone="UTC", jitter_seconds=0)
+    trigger = build_trigger(schedule, jitter=False)
+    fire, daemon_days = None, []
+    now = datetime(2026, 12, 7, tzinfo=UTC)  # a Monday
+    for _ in range(14):
+        fire = trigger.get_next_fire_time(fire, (fire or now) + timedelta(seconds=1))
+        daemon_days.append(fire.strftime("%a"))
+    expression = on_calendar(schedule).removeprefix("OnCalendar=")
+    out = subprocess.run([_analyze(), "calendar", "--iterations=14", "--base-time=2026-12-07 00:00:00 UTC",
+                          expression], capture_output=True, text=True, check=True).stdout
+    timer_days = re.findall(r"(?:Next elapse|Iter\. #\d+): (\w{3}) ", out)
+    assert timer_days == daemon_days
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * 8", "0 9 * * 5-1", "0 9 * * funday", "0 9 * *"])
+def test_bad_crontab_lines_are_refused_alike(cron: str) -> None:
+    from ai_wallpaper.service.daemon import build_trigger
+
+    with pytest.raises(ConfigError, match=r"schedule\.cron"):
+        build_trigger(ScheduleSettings(cron=cron, timezone="UTC"))
+    with pytest.raises(ConfigError, match=r"schedule\.cron"):
+        on_calendar(ScheduleSettings(cron=cron, timezone="UTC"))

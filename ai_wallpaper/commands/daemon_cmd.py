@@ -19,8 +19,6 @@ from ai_wallpaper.service.lock import lock_holder
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("daemon", parents=[common], help="run the scheduler in the foreground",
                        description="Generate a wallpaper on the configured schedule (systemd runs this).")
-    p.add_argument("--job-command", help=argparse.SUPPRESS)  # tests: JSON argv with {run_id} {trigger}
-    p.add_argument("--stop-grace", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_daemon)
     p = sub.add_parser("status", parents=[common], help="is the daemon running, last and next run")
     p.set_defaults(func=cmd_status)
@@ -35,7 +33,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", action="store_true", help="un-favorite instead")
     p.set_defaults(func=cmd_favorite)
     p = sub.add_parser("next", parents=[common], help="generate now (through the daemon if it runs)")
-    p.add_argument("--job-command", help=argparse.SUPPRESS)  # tests: as for `daemon`, when none runs
     p.set_defaults(func=cmd_next)
     p = sub.add_parser("install-service", parents=[common], help="write the systemd user units")
     p.add_argument("--timer", action="store_true",
@@ -46,14 +43,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # --- daemon / next -------------------------------------------------------------------------------
 def cmd_daemon(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.service.daemon import CHILD_STOP_GRACE_S, Daemon
+    from ai_wallpaper.service.daemon import Daemon
 
-    job_command = None
-    if args.job_command:
-        job_command = json.loads(args.job_command)
-    daemon = Daemon(ctx.settings, ctx.paths, config_file=ctx.config_file, job_command=job_command,
-                    stop_grace_s=args.stop_grace or CHILD_STOP_GRACE_S)
-    return daemon.run()
+    return Daemon(ctx.settings, ctx.paths, config_file=ctx.config_file).run()
 
 
 def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
@@ -68,7 +60,7 @@ def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
         os.kill(pid, signal.SIGUSR1)
         print(f"asked the daemon (pid {pid}) to generate now; follow it with `ai-wallpaper status`")
         return int(ExitCode.OK)
-    command = json.loads(args.job_command) if args.job_command else generate_command(ctx.config_file)
+    command = generate_command(ctx.config_file)
     runner = JobRunner(History(ctx.paths.history_db), command,
                        timeout_s=ctx.settings.schedule.run_timeout_minutes * 60.0)
 

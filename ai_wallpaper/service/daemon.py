@@ -13,11 +13,10 @@ Why BackgroundScheduler rather than BlockingScheduler: the main thread stays fre
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.run_record import new_run_id
-from ai_wallpaper.service.job_runner import CHILD_STOP_GRACE_S as CHILD_STOP_GRACE_S
+from ai_wallpaper.service.crontab import split_cron, weekday_names
 from ai_wallpaper.service.job_runner import JobRunner as JobRunner
 from ai_wallpaper.service.job_runner import RunOutcome as RunOutcome
 from ai_wallpaper.service.job_runner import generate_command as generate_command
@@ -40,7 +39,6 @@ JOB_ID = "generate"
 GONE = "the process running it is gone (crash, kill or power off)"
 STALE_TEMP_AGE_S = 3600.0
 # atomic.atomic_path's temp files: mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters.
-_CRON_DOW = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 # --- schedule ---------------------------------------------------------------------------------
@@ -57,23 +55,6 @@ def schedule_timezone(schedule: ScheduleSettings) -> tzinfo:
                                "system zone") from None
 
 
-def _crontab_dow(field: str) -> str:
-    """Crontab weekdays (0 or 7 = Sunday) → names, because APScheduler 3 counts 0 as Monday."""
-    parts = []
-    for token in field.split(","):
-        m = re.fullmatch(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?", token)
-        if not m or (m.group(1) == "*" and not m.group(3)):
-            parts.append(token)  # names and '*' pass through; APScheduler validates them
-            continue
-        lo = 0 if m.group(1) == "*" else int(m.group(1))
-        hi = 6 if m.group(1) == "*" else int(m.group(2) or m.group(1))
-        if hi > 7 or lo > hi:
-            raise ValueError(f"bad day of week {token!r}")
-        days = range(lo, hi + 1, int(m.group(3) or 1))
-        parts.extend(dict.fromkeys(_CRON_DOW[d] for d in days))
-    return ",".join(dict.fromkeys(parts))
-
-
 def build_trigger(schedule: ScheduleSettings, *, start_date: datetime | None = None,
                   jitter: bool = True) -> Any:
     """The APScheduler trigger: interval_seconds, else interval_minutes, else the cron line."""
@@ -88,13 +69,10 @@ def build_trigger(schedule: ScheduleSettings, *, start_date: datetime | None = N
     if not schedule.cron:
         raise ConfigError("schedule: no cron, interval_minutes or interval_seconds set",
                           hint='e.g. schedule.cron: "0 7 * * *" (every day at 07:00)')
-    fields = schedule.cron.split()
     try:
-        if len(fields) != 5:
-            raise ValueError(f"expected 5 fields (min hour day month weekday), got {len(fields)}")
-        minute, hour, day, month, dow = fields
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_dow(dow),
-                           start_date=start_date, timezone=tz, jitter=jitter_s)
+        f = split_cron(schedule.cron)
+        return CronTrigger(minute=f.minute, hour=f.hour, day=f.day, month=f.month,
+                           day_of_week=weekday_names(f.weekday), start_date=start_date, timezone=tz, jitter=jitter_s)
     except ValueError as exc:
         raise ConfigError(f"schedule.cron: {schedule.cron!r}: {exc}",
                           hint='crontab syntax, e.g. "0 7 * * *" or "*/30 8-22 * * 1-5"') from None
@@ -128,16 +106,15 @@ def missed_run(schedule: ScheduleSettings, last_start: datetime, now: datetime) 
 
 # --- the daemon ----------------------------------------------------------------------------------
 class Daemon:
-    def __init__(self, settings: Settings, paths: Paths, *, config_file: Path | None = None,
-                 job_command: Sequence[str] | None = None, stop_grace_s: float = CHILD_STOP_GRACE_S) -> None:
+    def __init__(self, settings: Settings, paths: Paths, *, config_file: Path | None = None) -> None:
         self.settings = settings
         self.schedule = settings.schedule
         self.paths = paths
         self.tz = schedule_timezone(self.schedule)
         self.trigger = build_trigger(self.schedule)  # validates before we take the lock
         self.history = History(paths.history_db)
-        self.runner = JobRunner(self.history, job_command or generate_command(config_file),
-                                timeout_s=self.schedule.run_timeout_minutes * 60.0, stop_grace_s=stop_grace_s)
+        self.runner = JobRunner(self.history, generate_command(config_file),
+                                timeout_s=self.schedule.run_timeout_minutes * 60.0)
         self.lock = DaemonLock(paths.daemon_lock)
         self._stop = threading.Event()
         self._run_now = threading.Event()

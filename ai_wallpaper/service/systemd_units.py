@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ai_wallpaper.config.settings import ScheduleSettings
 from ai_wallpaper.core.errors import ConfigError, WallpaperError
+from ai_wallpaper.service.crontab import split_cron, weekday_names
 
 SERVICE = "ai-wallpaper.service"
 TIMER = "ai-wallpaper.timer"
@@ -140,18 +141,16 @@ def on_calendar(schedule: ScheduleSettings) -> str:
     seconds = schedule.interval_seconds or (schedule.interval_minutes or 0) * 60
     if seconds:
         return f"OnActiveSec={seconds}s\nOnUnitActiveSec={seconds}s"
-    fields = (schedule.cron or "").split()
-    if len(fields) != 5:
-        raise ConfigError(f"schedule.cron: {schedule.cron!r} is not a 5-field crontab line")
-    minute, hour, day, month, dow = fields
+    try:
+        minute, hour, day, month, dow = split_cron(schedule.cron or "")
+        weekdays = weekday_names(dow)
+    except ValueError as exc:
+        raise ConfigError(f"schedule.cron: {schedule.cron!r}: {exc}") from None
     if day != "*" and dow != "*":
         raise ConfigError("schedule.cron: day-of-month and day-of-week both set "
                           "(cron ORs them, systemd ANDs them)",
                           hint="use the daemon, or restrict only one of them")
-    names = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    days = "" if dow == "*" else ",".join(
-        "..".join(names[int(x)] if x.isdigit() else x.capitalize() for x in part.split("-"))
-        for part in dow.split(",")) + " "
+    days = "" if weekdays == "*" else ",".join(d.capitalize() for d in weekdays.split(",")) + " "
     tz = f" {schedule.timezone}" if schedule.timezone else ""
     return (f"OnCalendar={days}*-{_cron_field(month, 'month')}-{_cron_field(day, 'day')} "
             f"{_cron_field(hour, 'hour')}:{_cron_field(minute, 'minute')}:00{tz}")
