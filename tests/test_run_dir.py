@@ -44,7 +44,7 @@ def test_stage_records_and_images(tmp_path: Path) -> None:
     run.mark_stage("base", status="done", seconds=1.23456, peak_rss=300 * 2**20, file="01_base.png")
     reopened = RunDirectory.open(tmp_path / "run")
     assert reopened.stage_done("base") and not reopened.stage_done("upscaled")
-    assert reopened.record["stages"]["base"]["peak_rss_mb"] == 300.0
+    assert reopened.record.stages["base"].peak_rss_mb == 300.0
     assert reopened.plan == make_plan()
     loaded = reopened.load_image("base")
     assert loaded.tobytes() == img.tobytes()

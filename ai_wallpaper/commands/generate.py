@@ -212,12 +212,12 @@ def _resume(args: argparse.Namespace, ctx: AppContext) -> int:
         raise UsageError(f"--resume {args.resume}: no such folder",
                              hint="pass the run folder a previous run printed (`ai-wallpaper history`)")
     run_dir = RunDirectory.open(args.resume)  # validated: a foreign or damaged run.json is exit 3
-    recorded = settings_from_dict(run_dir.record["settings"], file=str(run_dir.path / "run.json"))
+    recorded = settings_from_dict(run_dir.record.settings, file=str(run_dir.path / "run.json"))
     # Only the recipe (models, stages, sizes) comes from the folder; desktop, directories, commands,
     # downloads and servers come from the current config: a run folder is data, never instructions.
     settings = ctx.load()[0].with_recipe_of(recorded)
-    if run_dir.record.get("status") == "success":
-        print(f"{run_dir.path} is already complete: {run_dir.record.get('final')}")
+    if run_dir.record.status == "success":
+        print(f"{run_dir.path} is already complete: {run_dir.record.final}")
         return int(ExitCode.OK)
     return _execute(run_dir, settings, args, ctx, save_stages=args.save_stages or settings.output.save_stages)
 

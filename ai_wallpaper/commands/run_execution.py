@@ -74,7 +74,7 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
     run_id = run_dir.run_id
     log.bind_run(run_id)
     history = History(ctx.paths.history_db)
-    history.start_run(run_id, trigger=opts.trigger, plan=run_dir.record["plan"], run_dir=str(run_dir.path))
+    history.start_run(run_id, trigger=opts.trigger, plan=run_dir.plan.to_json(), run_dir=str(run_dir.path))
     plan = run_dir.plan
     logger.info("run started", run_dir=str(run_dir.path), seed=plan.seed,
                 theme=plan.theme.key if plan.theme else None, self_test=plan.self_test)
@@ -85,9 +85,9 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
             pipeline_opts = PipelineOptions(save_stages=opts.save_stages, progress_stream=terminal_stream(),
                                             cancel=cancel.event.is_set)
             result = run_pipeline(run_dir, settings, ctx.paths, pipeline_opts)
-        timings = {name: float(entry.get("seconds", 0.0)) for name, entry in result.stages.items()}
-        outputs = {name: str(run_dir.path / entry["file"]) for name, entry in result.stages.items()
-                   if entry.get("file") and (run_dir.path / entry["file"]).exists()}
+        timings = {name: entry.seconds for name, entry in result.stages.items()}
+        outputs = {name: str(run_dir.path / entry.file) for name, entry in result.stages.items()
+                   if entry.file and (run_dir.path / entry.file).exists()}
         # 2. the desktop
         wallpaper = None
         if opts.set_wallpaper:
@@ -105,7 +105,7 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
     except BaseException as exc:
         status, error = final_state(exc)
         try:
-            if run_dir.record.get("status") == "running":
+            if run_dir.record.status == "running":
                 run_dir.finish(status, error=error)
         except OSError as write_error:  # a full or vanished disk must not keep the history row open
             logger.warning("could not update run.json", error=write_error.strerror)
@@ -161,7 +161,7 @@ def _print_summary(result: Any, self_test: bool) -> None:
     print(f"run directory: {result.run_dir}")
     print(f"{'stage':<10} {'status':<8} {'seconds':>8} {'peak RSS MB':>12}")
     for name, entry in result.stages.items():
-        print(f"{name:<10} {entry['status']:<8} {entry.get('seconds', 0):>8.1f} {entry.get('peak_rss_mb', 0):>12.0f}")
+        print(f"{name:<10} {entry.status:<8} {entry.seconds:>8.1f} {entry.peak_rss_mb:>12.0f}")
     print(f"total {result.seconds:.1f}s")
     if self_test:
         print("note: built-in self-test model (random weights) - the image is not meaningful")

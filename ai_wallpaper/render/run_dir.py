@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 from ai_wallpaper import __version__
 from ai_wallpaper.core import atomic
 from ai_wallpaper.core.errors import ConfigError, RunError
-from ai_wallpaper.render.run_record import RECORD_FORMAT, RUN_JSON, STAGE_FILES, read_record
+from ai_wallpaper.render.run_record import (
+    RUN_JSON,
+    STAGE_FILES,
+    RunManifest,
+    RunStatus,
+    StageRecord,
+    StageStatus,
+    Trigger,
+    read_record,
+)
 from ai_wallpaper.scene.plan import Plan
 
 if TYPE_CHECKING:
@@ -47,11 +56,11 @@ def _now() -> str:
 @dataclass
 class RunDirectory:
     path: Path
-    record: dict[str, Any]
+    record: RunManifest
 
     # --- creating and opening ------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: str,
+    def create(cls, path: Path, *, run_id: str, plan: Plan, settings: dict[str, Any], trigger: Trigger,
                owned: bool = True) -> RunDirectory:
         """owned: the program chose this folder (not --output), so pruning may remove it later."""
         problem = new_folder_problem(path)
@@ -65,20 +74,9 @@ class RunDirectory:
                            hint="check the folder's permissions and free space, or choose another --output") from None
         if owned:
             atomic.write_text(path / OWNER_MARKER, run_id + "\n")
-        record: dict[str, Any] = {
-            "format": RECORD_FORMAT,
-            "run_id": run_id,
-            "trigger": trigger,
-            "status": "running",
-            "created": _now(),
-            "plan": plan.to_json(),
-            "settings": settings,
-            "settings_fingerprint": plan.settings_fingerprint,
-            "versions": library_versions(),
-            "models": {},
-            "stages": {},
-            "self_test": plan.self_test,
-        }
+        record = RunManifest(run_id=run_id, status="running", plan=plan, settings=settings, stages={},
+                             trigger=trigger, created=_now(), settings_fingerprint=plan.settings_fingerprint,
+                             versions=library_versions(), self_test=plan.self_test)
         run = cls(path, record)
         run.save()
         return run
@@ -98,31 +96,31 @@ class RunDirectory:
     # --- record --------------------------------------------------------------------------------
     @property
     def run_id(self) -> str:
-        return str(self.record["run_id"])
+        return self.record.run_id
 
     @property
     def plan(self) -> Plan:
-        return Plan.from_json(self.record["plan"])
+        return self.record.plan
 
     def save(self) -> None:
-        atomic.write_json(self.path / RUN_JSON, self.record)
+        atomic.write_json(self.path / RUN_JSON, self.record.to_json())
 
     def stage_done(self, stage: str) -> bool:
-        entry = self.record["stages"].get(stage)
-        return bool(entry) and entry.get("status") in ("done", "skipped")
+        return stage in self.record.stages  # an entry is written only once the stage is done or skipped
 
-    def mark_stage(self, stage: str, *, status: str, seconds: float = 0.0, peak_rss: int = 0,
-                   peak_cuda: int | None = None, file: str | None = None, **extra: Any) -> None:
-        self.record["stages"][stage] = {
-            "status": status, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss / 2**20, 1),
-            "peak_cuda_mb": None if peak_cuda is None else round(peak_cuda / 2**20, 1), "file": file, **extra,
-        }
+    def mark_stage(self, stage: str, *, status: StageStatus, seconds: float = 0.0, peak_rss: int = 0,
+                   peak_cuda: int | None = None, file: str | None = None, **details: Any) -> None:
+        """details: StageRecord's descriptive fields (reason, handoff, prompt, loras)."""
+        self.record.stages[stage] = StageRecord(
+            status=status, seconds=round(seconds, 3), peak_rss_mb=round(peak_rss / 2**20, 1),
+            peak_cuda_mb=None if peak_cuda is None else round(peak_cuda / 2**20, 1), file=file, **details)
         self.save()
 
-    def finish(self, status: str, *, error: str | None = None, final: Path | None = None,
+    def finish(self, status: RunStatus, *, error: str | None = None, final: Path | None = None,
                kept_intermediates: bool = True) -> None:
-        self.record.update(status=status, finished=_now(), error=error,
-                           final=str(final) if final else None, intermediates_kept=kept_intermediates)
+        r = self.record
+        r.status, r.finished, r.error = status, _now(), error
+        r.final, r.intermediates_kept = (str(final) if final else None), kept_intermediates
         self.save()
 
     # --- images --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""run.json as untrusted data: its vocabulary, and a validator that reports every problem at once.
+"""run.json: the typed record of one run (`RunManifest`), read as untrusted data.
 
 A run folder can be copied from another machine or edited by hand, so `--resume` treats its
 run.json like any config file: bounded, strictly shaped, and only ever *data*. A record that is not
@@ -9,16 +9,19 @@ or connect anywhere come from the user's current config (`Settings.with_recipe_o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from ai_wallpaper.config.schema import Source, build
+from ai_wallpaper.config.schema import Source, build, option
 from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.scene.plan import Plan
 
@@ -28,9 +31,11 @@ MAX_RECORD_BYTES = 4 * 2**20  # a real run.json is a few KiB
 # The id `generate` and the daemon give a run: local time and 6 hex digits. Also a folder name,
 # so it must never hold a path separator or "..".
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
-TRIGGERS = ("manual", "schedule", "catch-up", "next")
-RUN_STATUSES = ("running", "success", "failed", "cancelled")
-STAGE_STATUSES = ("done", "skipped")
+Trigger = Literal["manual", "schedule", "catch-up", "next"]
+RunStatus = Literal["running", "success", "failed", "cancelled"]
+StageStatus = Literal["done", "skipped"]
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 STAGE_FILES: dict[str, str] = {
     "base": "01_base.png",
     "refined": "02_refined.png",
@@ -38,10 +43,71 @@ STAGE_FILES: dict[str, str] = {
     "enhanced": "04_enhanced_8k.png",
     "final": "05_final_4k.png",
 }
-_REQUIRED = ("run_id", "status", "plan", "settings", "stages")
-_OPTIONAL = ("format", "trigger", "created", "settings_fingerprint", "versions", "models", "self_test",
-             "finished", "error", "final", "intermediates_kept")
 _MAX_SIDE = 65536
+
+
+@dataclass
+class StageRecord:
+    """One stage's entry in run.json."""
+
+    status: StageStatus
+    seconds: float = option(0.0, min=0)
+    peak_rss_mb: float = option(0.0, min=0)
+    peak_cuda_mb: float | None = option(None, min=0)
+    file: str | None = None  # always STAGE_FILES[stage] inside the run folder, or None
+    reason: str | None = None  # why a stage was skipped
+    handoff: Literal["latents", "image"] | None = None  # what the base stage passed on
+    prompt: str | None = None  # a diffusion stage: the prompt it encoded
+    loras: list[dict[str, Any]] | None = None  # a diffusion stage: [{name, weight, sha256}]
+
+    def to_json(self) -> dict[str, Any]:
+        always = ("status", "seconds", "peak_rss_mb", "peak_cuda_mb", "file")
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k in always}
+
+
+@dataclass
+class RunManifest:
+    """run.json. `settings` is the recorded settings snapshot (checked against the schema on read)."""
+
+    run_id: str
+    status: RunStatus
+    plan: Plan
+    settings: dict[str, Any]
+    stages: dict[str, StageRecord]
+    format: int = RECORD_FORMAT
+    trigger: Trigger = "manual"
+    created: str | None = None
+    settings_fingerprint: str | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    self_test: bool = False
+    finished: str | None = None
+    error: str | None = None
+    final: str | None = None
+    intermediates_kept: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["plan"] = self.plan.to_json()
+        data["stages"] = {name: entry.to_json() for name, entry in self.stages.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> RunManifest:
+        """The record in `data`; ConfigError listing every problem when it is not one of ours."""
+        problems = record_problems(data, where)
+        if problems:
+            raise ConfigError(problems, hint=f"{where} is not a run of this program; start a new run instead")
+        stages = {name: build(StageRecord, entry, Source(where))[0] for name, entry in data["stages"].items()}
+        simple = {f.name: data[f.name] for f in dataclasses.fields(cls)
+                  if f.name in data and f.name not in ("plan", "stages")}
+        return cls(**simple, plan=Plan.from_json(data["plan"]),
+                   stages={k: v for k, v in stages.items() if v is not None})
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunManifest)}
+_REQUIRED = tuple(name for name, f in _FIELDS.items()
+                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
 def new_run_id() -> str:
@@ -52,7 +118,7 @@ def is_run_id(value: object) -> bool:
     return isinstance(value, str) and RUN_ID_PATTERN.fullmatch(value) is not None
 
 
-def read_record(file: Path) -> dict[str, Any]:
+def read_record(file: Path) -> RunManifest:
     """Parse and validate `file`; raise ConfigError listing every problem."""
     where = str(file)
     try:
@@ -68,10 +134,7 @@ def read_record(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except (json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{where}: not valid JSON: {exc}") from None
-    problems = record_problems(record, where)
-    if problems:
-        raise ConfigError(problems, hint=f"{where} is not a run of this program; start a new run instead")
-    return dict(record)
+    return RunManifest.from_json(record, where)
 
 
 def _refuse_constant(name: str) -> float:
@@ -86,7 +149,7 @@ def record_problems(record: Any, where: str) -> list[str]:
     def bad(key: str, message: str) -> None:
         problems.append(f"{where}: {key}: {message}")
 
-    for key in sorted(set(record) - {*_REQUIRED, *_OPTIONAL}):
+    for key in sorted(set(record) - set(_FIELDS)):
         bad(key, "unknown key (not written by ai-wallpaper)")
     for key in _REQUIRED:
         if key not in record:
@@ -105,7 +168,7 @@ def record_problems(record: Any, where: str) -> list[str]:
         if record.get(key) is not None and not isinstance(record[key], str):
             bad(key, "must be text")
     for key in ("self_test", "intermediates_kept"):
-        if key in record and not isinstance(record[key], bool):
+        if record.get(key) is not None and not isinstance(record[key], bool):
             bad(key, "must be true or false")
     for key in ("versions", "models"):
         if key in record and not isinstance(record[key], dict):
@@ -127,9 +190,8 @@ def plan_problems(plan: Any) -> list[str]:
     for key in ("prompt", "negative_prompt"):
         if not isinstance(plan.get(key), str):
             problems.append(f"{key}: must be text")
-    seed = plan.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        problems.append(f"seed: must be an integer from 0 to 2**63-1, got {seed!r}")
+    if problem := seed_problem(plan.get("seed")):
+        problems.append(f"seed: {problem}")
     for key in ("base_size", "upscaled_size", "final_size"):
         size = plan.get(key)
         if not (isinstance(size, dict) and set(size) == {"width", "height"}
@@ -165,8 +227,8 @@ def stage_problems(stages: Any) -> list[str]:
         if not isinstance(entry, dict):
             problems.append(f"{name}: must be an object")
             continue
-        if entry.get("status") not in STAGE_STATUSES:
-            problems.append(f"{name}.status: must be one of {', '.join(STAGE_STATUSES)}")
+        _, entry_problems = build(StageRecord, entry, Source("stage"), (name,))
+        problems.extend(f"{p.path}: {p.message}" for p in entry_problems)
         if entry.get("file") not in (None, STAGE_FILES[name]):
             # A stage file is always ours, inside the run folder: never a path taken from the record.
             problems.append(f"{name}.file: must be {STAGE_FILES[name]!r} or null, got {entry.get('file')!r}")
