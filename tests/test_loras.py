@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import sys
 from pathlib import Path
@@ -14,8 +15,15 @@ from ai_wallpaper import cli
 from ai_wallpaper.config.settings import Settings, settings_from_dict
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.paths import SHIPPED_CONFIG_DIR, Paths
+from ai_wallpaper.scene import lora_files
 from ai_wallpaper.scene import lora_library as loras
 from tests import lora_factory as lf
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_file hashes into the user's cache dir by default: never the real one from a test."""
+    monkeypatch.setenv("AI_WALLPAPER_CACHE_DIR", str(tmp_path / "default-cache"))
 
 
 def _settings(directory: Path | None = None, file: Path | None = None) -> Settings:
@@ -179,20 +187,51 @@ def test_broken_files_are_unreadable_or_missing(tmp_path: Path) -> None:
 def test_check_file_reads_only_the_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # An SD1.5 file is rejected from its header alone: the body is never read (no hashing).
     path = lf.write_keys(tmp_path / "s.safetensors", {**lf.sd15_kohya_keys(), "big": (256, 1024)})
-    monkeypatch.setattr(loras, "file_sha256", lambda *_a, **_k: pytest.fail("hashed a rejected file"))
+    monkeypatch.setattr(lora_files, "file_sha256", lambda *_a, **_k: pytest.fail("hashed a rejected file"))
     assert loras.check_file(path).kind == "sd15-lora"
 
 
-def test_sha256_is_cached_on_disk_and_invalidated_by_changes(tmp_path: Path) -> None:
+def test_sha256_is_cached_on_disk_and_invalidated_by_changes(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     path = lf.write_keys(tmp_path / "a.safetensors", lf.sdxl_diffusers_keys(), seed=1)
-    cache = tmp_path / "cache" / "hashes.json"
-    first = loras.check_file(path, hash_cache=cache)
-    assert cache.exists() and first.sha256 in cache.read_text()
-    loras._HASHES.clear()
-    assert loras.check_file(path, hash_cache=cache).sha256 == first.sha256
+    cache = tmp_path / "cache"
+    first = loras.check_file(path, cache_dir=cache)
+    # the one hash cache, shared with model fingerprints
+    assert first.sha256 in (cache / "hashes.json").read_text()
+    with monkeypatch.context() as m:
+        m.setattr(hashlib, "file_digest", lambda *_a, **_k: pytest.fail("re-read an unchanged file"))
+        assert loras.check_file(path, cache_dir=cache).sha256 == first.sha256
     lf.write_keys(path, lf.sdxl_diffusers_keys(), seed=2)  # new content, new mtime
-    again = loras.check_file(path, hash_cache=cache)
+    again = loras.check_file(path, cache_dir=cache)
     assert again.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != first.sha256
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe not json", b"[1, 2, 3]", b'{"KEY": "not an entry"}', b'{"KEY": {"size": 1}}',
+    b'{"KEY": {"size": SIZE, "mtime_ns": MTIME, "sha256": 7}}', b'{"KEY": {"size": SIZE, "mtime_ns": MTIME}}',
+    b'{"KEY": {"size": SIZE, "mtime_ns": MTIME, "sha256": ""}}', b'{"KEY": {"size": SIZE, "sha256": "0"}}',
+])
+def test_a_corrupt_hash_cache_is_ignored_and_rewritten(tmp_path: Path, content: bytes) -> None:
+    path = lf.write_keys(tmp_path / "a.safetensors", lf.sdxl_diffusers_keys())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    st = path.stat()
+    key = json.dumps(str(path.resolve()))[1:-1].encode()
+    (cache / "hashes.json").write_bytes(content.replace(b"KEY", key).replace(b"SIZE", str(st.st_size).encode())
+                                        .replace(b"MTIME", str(st.st_mtime_ns).encode()))
+    status = loras.check_file(path, cache_dir=cache)
+    assert status.ok and status.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert json.loads((cache / "hashes.json").read_text())[str(path.resolve())]["sha256"] == status.sha256
+
+
+def test_a_cached_hash_is_never_trusted_for_a_changed_file(tmp_path: Path) -> None:
+    path = lf.write_keys(tmp_path / "a.safetensors", lf.sdxl_diffusers_keys(), seed=1)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    st = path.stat()
+    stale = {"size": st.st_size, "mtime_ns": st.st_mtime_ns - 1, "sha256": "f" * 64}  # an older copy's hash
+    (cache / "hashes.json").write_text(json.dumps({str(path.resolve()): stale}))
+    assert loras.check_file(path, cache_dir=cache).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -263,7 +302,8 @@ def test_library_and_checks_do_not_import_torch(tmp_path: Path) -> None:
     import subprocess
 
     path = lf.write_keys(tmp_path / "g.safetensors", lf.sdxl_kohya_keys())
-    code = (f"import sys; from pathlib import Path; from ai_wallpaper import loras, lora_selector, prompts\n"
-            f"assert loras.check_file(Path({str(path)!r})).ok\n"
+    code = ("import sys; from pathlib import Path\n"
+            "from ai_wallpaper.scene import lora_library as loras, lora_selector, prompts\n"
+            f"assert loras.check_file(Path({str(path)!r}), cache_dir=Path({str(tmp_path / 'cache')!r})).ok\n"
             "assert not {'torch', 'transformers', 'diffusers'} & set(sys.modules), sys.modules.keys()")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)

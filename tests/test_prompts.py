@@ -142,6 +142,38 @@ def test_without_tokenizer_files_counts_are_approximate() -> None:
 # --- finding tokenizer files -----------------------------------------------------------------------
 
 
+def fake_sdxl_dir(root: Path) -> Path:
+    """A diffusers SDXL folder as resolve_source sees it (model_index.json, tokenizers, a UNet file)."""
+    root.mkdir(parents=True)
+    index = {c: ["diffusers", "X"] for c in ("unet", "vae", "text_encoder", "text_encoder_2", "scheduler")}
+    (root / "model_index.json").write_text(json.dumps(index))
+    for name in ("tokenizer", "tokenizer_2"):
+        _write_tokenizer(root / name)
+    (root / "unet").mkdir()
+    (root / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    return root
+
+
+def single_file_checkpoint(path: Path, *, builtin_layout: bool) -> Path:
+    """A header-only SDXL single-file checkpoint (the tensor data is never read while planning)."""
+    width = 32 if builtin_layout else 320
+    shapes = {"model.diffusion_model.input_blocks.0.0.weight": [width, 4, 3, 3],
+              "conditioner.embedders.0.transformer.text_model.x": [1],
+              "conditioner.embedders.1.model.positional_embedding": [77, 64]}
+    header = json.dumps({k: {"dtype": "F32", "shape": v, "data_offsets": [0, 0]} for k, v in shapes.items()})
+    path.write_bytes(len(header).to_bytes(8, "little") + header.encode())
+    return path
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache (read at call time by huggingface_hub's own lookup)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
 def test_tokenizer_dirs_for_builtin_creates_them_once(paths: Paths) -> None:
     (d,) = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths)
     assert d == paths.builtin_models_dir / "tokenizer"
@@ -149,10 +181,11 @@ def test_tokenizer_dirs_for_builtin_creates_them_once(paths: Paths) -> None:
     assert prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths) == [d]
     assert (d / "vocab.json").stat().st_mtime_ns == stamp
     assert prompts.count_tokens("ab", d) == (2, "")
+    assert [p.name for p in d.parent.iterdir()] == ["tokenizer"]  # no temp folder left beside it
 
 
 def test_tokenizer_dirs_for_local_dirs_files_and_hub_cache(tiny_sdxl_dir: Path, paths: Paths, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                           hub: Path) -> None:
     models = ModelSettings()
     expected = [tiny_sdxl_dir / "tokenizer", tiny_sdxl_dir / "tokenizer_2"]
     assert prompts.tokenizer_dirs_for(str(tiny_sdxl_dir), models, paths) == expected
@@ -161,21 +194,37 @@ def test_tokenizer_dirs_for_local_dirs_files_and_hub_cache(tiny_sdxl_dir: Path, 
     _write_tokenizer(byte_dir)
     for text in SAMPLES:
         assert prompts.count_tokens(text, expected[1]) == prompts.count_tokens(text, byte_dir)
-    single = tmp_path / "model.safetensors"
-    single.write_bytes(b"")
-    assert prompts.tokenizer_dirs_for(str(single), models, paths) == []
+    # a single file: the tokenizers of the config folder diffusers will be given
+    single = single_file_checkpoint(tmp_path / "model.safetensors", builtin_layout=False)
+    assert prompts.tokenizer_dirs_for(str(single), models, paths) == []  # no config anywhere
     with_config = ModelSettings(base=str(single), base_config=str(tiny_sdxl_dir))
     assert prompts.tokenizer_dirs_for(str(single), with_config, paths) == expected
+    tiny_layout = single_file_checkpoint(tmp_path / "tiny.safetensors", builtin_layout=True)
+    assert prompts.tokenizer_dirs_for(str(tiny_layout), models, paths) == [paths.builtin_models_dir / "tokenizer"]
     # a hub id: only the local cache is looked at
-    hub = tmp_path / "hub"
-    snap = hub / "models--org--sdxl" / "snapshots" / "abc123"
-    for name in ("tokenizer", "tokenizer_2"):
-        _write_tokenizer(snap / name)
+    snap = fake_sdxl_dir(hub / "models--org--sdxl" / "snapshots" / "abc123")
     (hub / "models--org--sdxl" / "refs").mkdir()
     (hub / "models--org--sdxl" / "refs" / "main").write_text("abc123")
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     assert prompts.tokenizer_dirs_for("org/sdxl", models, paths) == [snap / "tokenizer", snap / "tokenizer_2"]
     assert prompts.tokenizer_dirs_for("org/other", models, paths) == []
+    downloading = ModelSettings(allow_download=True)
+    assert prompts.tokenizer_dirs_for("org/other", downloading, paths) == []  # nothing on disk yet
+
+
+def test_tokens_are_counted_with_the_model_the_pipeline_loads(paths: Paths, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative name means <data>/models/<name> to the pipeline, never ./<name>: counting agrees."""
+    from ai_wallpaper.catalog.model_sources import resolve_source
+
+    models = ModelSettings()
+    work = tmp_path / "work"
+    fake_sdxl_dir(work / "mine")
+    monkeypatch.chdir(work)
+    assert prompts.tokenizer_dirs_for("mine", models, paths) == []
+    under_models = fake_sdxl_dir(paths.models_dir / "mine")
+    assert Path(resolve_source("mine", "base", models, paths).location) == under_models
+    assert prompts.tokenizer_dirs_for("mine", models, paths) == [under_models / "tokenizer",
+                                                                 under_models / "tokenizer_2"]
 
 
 def test_prompt_path_is_torch_free_and_fast(paths: Paths) -> None:

@@ -9,7 +9,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from ai_wallpaper.config.schema import Source, build, build_or_raise, load_yaml, option, parse_yaml, render_sample
+from ai_wallpaper.config.sample import render_sample
+from ai_wallpaper.config.schema import Source, build, build_or_raise, load_yaml, option, parse_yaml
 from ai_wallpaper.config.settings import Settings, load_settings, settings_from_dict
 from ai_wallpaper.core.errors import ConfigError
 

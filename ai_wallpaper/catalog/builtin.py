@@ -1,18 +1,19 @@
 """The built-in offline self-test models: tiny random-weight SDXL (base + refiner) and ESRGAN.
 
 They are built deterministically from a fixed seed, saved to the cache dir once, and then
-loaded through exactly the same code as a real model on disk (`models.py`). Their images are
+loaded through exactly the same code as a real model on disk (`render/model_loading.py`). Their images are
 NOT meaningful: they exist so the whole product can be run and tested with no download.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ai_wallpaper.core.atomic import replace_dir
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_NAMES = ("tiny", "tiny-refiner")
@@ -23,10 +24,24 @@ RECIPE_VERSION = 2
 _TE1_WIDTH = 32
 _TE2_WIDTH = 64
 _TIME_EMBED = 8
+_TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 def is_builtin(spec: str | None) -> bool:
     return bool(spec) and str(spec).startswith(BUILTIN_PREFIX)
+
+
+def builtin_tokenizer_dir(cache_dir: Path) -> Path:
+    """The built-in model's tokenizer as a folder of its own, written on first use without torch.
+
+    `plan` counts prompt tokens with it: it is the vocabulary of the built model folders' tokenizers,
+    without the torch import and minutes that building those folders costs.
+    """
+    return replace_dir(cache_dir / "tokenizer", _write_tokenizer, ready=_has_tokenizer_files)
+
+
+def _has_tokenizer_files(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in _TOKENIZER_FILES)
 
 
 def _write_tokenizer(directory: Path) -> None:
@@ -40,8 +55,9 @@ def _write_tokenizer(directory: Path) -> None:
         vocab[s + "</w>"] = len(vocab)
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
-    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (directory / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    vocab_file, merges_file = _TOKENIZER_FILES
+    (directory / vocab_file).write_text(json.dumps(vocab), encoding="utf-8")
+    (directory / merges_file).write_text("#version: 0.2\n", encoding="utf-8")
 
 
 def _byte_symbols() -> list[str]:
@@ -175,24 +191,6 @@ def build_tiny_esrgan(seed: int = 0) -> Any:
     return model
 
 
-def _atomic_dir(target: Path, fill: Any) -> Path:
-    """Build into a temp dir beside target, then rename: a crash never leaves half a model."""
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race; its copy is identical
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def builtin_sdxl_path(cache_dir: Path, name: str) -> Path:
     return cache_dir / f"sdxl-{name}-v{RECIPE_VERSION}"
 
@@ -218,7 +216,7 @@ def ensure_builtin_sdxl(cache_dir: Path, name: str = "tiny") -> Path:
         shutil.rmtree(tmp / "_tok", ignore_errors=True)
         (tmp / "SELF_TEST_MODEL.txt").write_text(SELF_TEST_LABEL + "\n", encoding="utf-8")
 
-    return _atomic_dir(target, fill)
+    return replace_dir(target, fill)
 
 
 def ensure_builtin_upscaler(cache_dir: Path) -> Path:
@@ -232,4 +230,4 @@ def ensure_builtin_upscaler(cache_dir: Path) -> Path:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "esrgan-tiny-x4.safetensors"))
         (tmp / "SELF_TEST_MODEL.txt").write_text(SELF_TEST_LABEL + "\n", encoding="utf-8")
 
-    return _atomic_dir(target_dir, fill) / builtin_upscaler_path(cache_dir).name
+    return replace_dir(target_dir, fill) / builtin_upscaler_path(cache_dir).name

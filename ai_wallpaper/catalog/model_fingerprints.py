@@ -1,42 +1,63 @@
 """Model fingerprints for run.json: where a model came from and a hash of it, with the hash's scope.
 
-SDXL files are ~7 GB, so file hashes are cached by (path, size, mtime) in the cache dir.
+SDXL files are ~7 GB, so file hashes are cached by (path, size, mtime) in the cache dir; LoRA file
+checks (scene/lora_files.py) use the same cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from ai_wallpaper.catalog.model_sources import ModelSource
+from ai_wallpaper.core import log
 from ai_wallpaper.core.atomic import write_json
 from ai_wallpaper.core.paths import Paths
 
+logger = log.get(__name__)
+
+HASH_CACHE_NAME = "hashes.json"
+# Thousands of entries fit in well under 1 MiB; anything far larger is not a file this code wrote.
+_MAX_CACHE_BYTES = 16 * 1024 * 1024
+
 
 def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
-    """sha256 of a file, cached in <cache_dir>/hashes.json by (path, size, mtime): SDXL files are 7 GB."""
+    """sha256 of a file, cached in <cache_dir>/hashes.json (default: the user's cache dir).
+
+    The one hash cache, for models and LoRAs alike: SDXL files are 7 GB and a LoRA is hashed on
+    every plan. An entry is reused only while the file's (size, mtime) is what it was when hashed.
+    The cache file is never trusted beyond that: one that is unreadable, oversized or of the wrong
+    shape, or an entry without a hash string, counts as no entry and the file is read again.
+    """
     path = Path(path).resolve()
     stat = path.stat()
-    cache_file = (cache_dir or Paths.from_env().cache_dir) / "hashes.json"
-    key = str(path)
-    cache: dict[str, Any] = {}
-    try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
+    cache_file = (cache_dir or Paths.from_env().cache_dir) / HASH_CACHE_NAME
+    key, stamp = str(path), (stat.st_size, stat.st_mtime_ns)
+    cache = _read_cache(cache_file)
     entry = cache.get(key)
-    if isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == (stat.st_size,
-                                                                                 stat.st_mtime_ns):
+    if (isinstance(entry, dict) and (entry.get("size"), entry.get("mtime_ns")) == stamp
+            and isinstance(entry.get("sha256"), str) and entry["sha256"]):
         return str(entry["sha256"])
     with path.open("rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    with contextlib.suppress(OSError):  # a read-only cache must not fail a run; the hash is still right
+    try:
         write_json(cache_file, cache)
+    except OSError as err:  # a cache only saves time: a read-only cache dir must not fail a run
+        logger.debug("hash cache not written", file=str(cache_file), error=str(err))
     return digest
+
+
+def _read_cache(cache_file: Path) -> dict[str, Any]:
+    try:
+        if cache_file.stat().st_size > _MAX_CACHE_BYTES:
+            return {}
+        data = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # absent, unreadable, not UTF-8 or not JSON
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def dir_manifest_sha256(directory: Path) -> str:

@@ -26,6 +26,7 @@ from ai_wallpaper.catalog.builtin import (
     builtin_upscaler_path,
     is_builtin,
 )
+from ai_wallpaper.catalog.hf_cache import hub_cache_dir, hub_snapshot
 from ai_wallpaper.catalog.model_files import refuse_executable
 from ai_wallpaper.catalog.model_layout import (
     Role,
@@ -241,20 +242,6 @@ def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, 
              "not needed), or set models.allow_download: true to fetch only the configs")
 
 
-def hub_snapshot(repo_id: str) -> tuple[Path, str] | None:
-    """(snapshot dir, commit) of a model repo in the local Hugging Face cache, or None. No network."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
-    except ValueError:  # not a valid repo id
-        return None
-    if not isinstance(found, str):  # None (unknown) or the _CACHED_NO_EXIST marker
-        return None
-    snapshot = Path(found).parent
-    return snapshot, snapshot.name
-
-
 def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, tried: list[str]) -> ModelSource:
     snapshot = hub_snapshot(spec)
     if snapshot is not None:
@@ -274,11 +261,9 @@ def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, trie
     if models.allow_download:
         return ModelSource(role=role, spec=spec, kind="hub", location=spec, label=f"{spec} (will download)",
                            setting=setting, hub_id=spec)
-    from huggingface_hub import constants
-
     raise ModelError(
         f"{setting}: {spec!r} is not a local path (tried: {', '.join(tried)}) and is not in the Hugging Face "
-        f"cache ({constants.HF_HUB_CACHE}); downloads are off",
+        f"cache ({hub_cache_dir()}); downloads are off",
         hint=f"set models.allow_download: true to download it once, or point {setting} at a local diffusers "
              f"directory or .safetensors file, or use 'builtin:{_BUILTIN_FOR_ROLE[role]}' for an offline "
              "self-test")

@@ -10,7 +10,8 @@ from typing import Any
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import lora_library_file
 from ai_wallpaper.core.errors import ConfigError, ExitCode
-from ai_wallpaper.scene.lora_library import FileStatus, LoraLibrary, check_file, load_library
+from ai_wallpaper.scene.lora_files import FileStatus, check_file
+from ai_wallpaper.scene.lora_library import LoraLibrary, load_library
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -9,12 +9,8 @@ terminal (`generate ... | head -0`, a dead daemon's pipe) never leaves a row "ru
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 from dataclasses import dataclass
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
@@ -23,7 +19,9 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import Cancelled, ExitCode, RunError, WallpaperError
 from ai_wallpaper.core.history import FinalStatus, History
-from ai_wallpaper.render.run_dir import RunDirectory, prune_run_folder
+from ai_wallpaper.core.signals import CancelOnSignal
+from ai_wallpaper.render.run_dir import RunDirectory
+from ai_wallpaper.render.run_retention import prune_old_runs
 
 logger = log.get(__name__)
 
@@ -33,27 +31,6 @@ class ExecuteOptions:
     trigger: str
     set_wallpaper: bool
     save_stages: bool
-
-
-class CancelOnSignal:
-    """SIGTERM/SIGINT request a cancel at the next step; the run is then recorded as cancelled."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __enter__(self) -> CancelOnSignal:
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.event.is_set():  # a second signal: stop now
-            raise KeyboardInterrupt
-        logger.warning("cancel requested; stopping at the next step", signal=signal.Signals(signum).name)
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
 
 
 def final_state(exc: BaseException) -> tuple[FinalStatus, str]:
@@ -119,7 +96,7 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
         logger.error("run failed", error=error, exc_info=exc)
         raise RunError(f"run {run_id} failed: {error}",
                        hint=f"see the log above; resume with --resume {run_dir.path}") from exc
-    _prune_run_dirs(history, settings.history.keep_runs, locations.runs_dir(ctx.paths, settings, ctx.settings_path))
+    prune_old_runs(history, settings.history.keep_runs, locations.runs_dir(ctx.paths, settings, ctx.settings_path))
     log.unbind_run()
     # 4. only now the terminal: nothing below can leave a record unfinished
     if wallpaper_detail:
@@ -131,29 +108,6 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
 def _say(line: str) -> None:
     with contextlib.suppress(OSError):  # stderr is gone too; the record already says it all
         print(line, file=sys.stderr)
-
-
-def _prune_run_dirs(history: History, keep: int, runs_dir: Path) -> None:
-    """Remove old run directories beyond history.keep_runs: only folders the program made and that
-    hold only its files (never favorites, --output folders or anything the user put there).
-    The history rows stay: history is never truncated."""
-    try:
-        prunable = history.prunable_runs(keep)
-    except Exception as exc:  # a finished run stays finished: pruning is housekeeping
-        logger.warning("could not list old runs to prune", error=repr(exc))
-        return
-    for record in prunable:
-        folder = Path(record.run_dir) if record.run_dir else None
-        if folder is None or not folder.exists():
-            continue
-        try:
-            kept = prune_run_folder(folder, record.run_id, runs_dir)
-        except OSError as exc:
-            kept = f"{exc.strerror}"
-        if kept is None:
-            logger.info("pruned old run directory", run_dir=str(folder), pruned_run=record.run_id)
-        else:
-            logger.debug("old run directory kept", run_dir=str(folder), reason=kept)
 
 
 def _print_summary(result: Any, self_test: bool) -> None:

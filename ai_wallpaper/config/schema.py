@@ -5,7 +5,7 @@
 - `build(cls, data, source)` checks types, bounds, choices and unknown keys, then each
   dataclass's own `check()` for cross-field rules, and returns the instance plus *all* problems,
   each naming file, line, key path, what was expected and a hint.
-- `render_sample(cls)` prints a fully commented YAML file from the same declarations.
+- `render_sample(cls)` prints a fully commented YAML file from the same declarations (config/sample.py).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import math
 import re
 import types
 import typing
-from collections.abc import Iterable
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
-
-import yaml
 
 from ai_wallpaper.config.problems import MAX_LISTED, Collector, KeyPath, Problem, Source, dotted
 from ai_wallpaper.config.problems import key_name as _name
 from ai_wallpaper.config.problems import show as _show
+from ai_wallpaper.config.sample import render_sample, to_plain  # noqa: F401 - re-exported: the schema's API
+from ai_wallpaper.config.sample import type_name as _type_name
 from ai_wallpaper.config.yaml_loading import load_yaml, parse_yaml  # noqa: F401 - re-exported for the loaders
 from ai_wallpaper.core.errors import ConfigError
 
@@ -70,23 +69,6 @@ def build_or_raise(cls: type[T], data: Any, source: Source) -> T:
         raise ConfigError([str(p) for p in problems], hint=f"fix the keys above in {source.file}")
     assert value is not None
     return value
-
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if tp is type(None):
-        return "null"
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(get_args(tp)[0])}"
-    if origin is dict:
-        return f"a mapping of names to {_type_name(get_args(tp)[1])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
 def _takes_float(tp: Any) -> bool:
@@ -259,67 +241,3 @@ def _check_bounds(f: dataclasses.Field[Any], value: Any, path: KeyPath, ctx: Col
     if mult and isinstance(value, int) and value % mult:
         lower = value - value % mult
         ctx.add(path, f"must be a multiple of {mult}, got {_show(value)}", f"use {lower} or {lower + mult}")
-
-
-# --- sample rendering -------------------------------------------------------------------------
-
-
-def render_sample(cls: type, header: Iterable[str] = ()) -> str:
-    lines = [f"# {h}" if h else "#" for h in header]
-    _render(cls, cls(), 0, lines)
-    return "\n".join(lines) + "\n"
-
-
-def _render(cls: type, instance: Any, indent: int, lines: list[str]) -> None:
-    pad = "  " * indent
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        doc = f.metadata.get("doc", "")
-        if lines and indent == 0:
-            lines.append("")
-        for doc_line in doc.splitlines() or [""]:
-            if doc_line:
-                lines.append(f"{pad}# {doc_line}")
-        value = getattr(instance, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            lines.append(f"{pad}{f.name}:")
-            _render(type(value), value, indent + 1, lines)
-            continue
-        example = f.metadata.get("example")
-        if example is not None and value in (None, [], {}):
-            dumped = yaml.safe_dump({f.name: example}, sort_keys=False, default_flow_style=False).rstrip()
-            lines.append(f"{pad}# example:")
-            lines.extend(f"{pad}#   {ln}" for ln in dumped.splitlines())
-        lines.append(f"{pad}# {_bounds_text(f, hints[f.name])}")
-        lines.append(f"{pad}{f.name}: {_flow(value)}")
-
-
-def _flow(value: Any) -> str:
-    dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=1000, sort_keys=False)
-    return "\n".join(ln for ln in dumped.strip().splitlines() if ln != "...")
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _bounds_text(f: dataclasses.Field[Any], tp: Any) -> str:
-    parts = [f"type: {_type_name(tp)}"]
-    if f.metadata.get("min") is not None:
-        parts.append(f"min {f.metadata['min']}")
-    if f.metadata.get("max") is not None:
-        parts.append(f"max {f.metadata['max']}")
-    if f.metadata.get("multiple_of"):
-        parts.append(f"multiple of {f.metadata['multiple_of']}")
-    return "; ".join(parts)
-
-
-def to_plain(value: Any) -> Any:
-    """Dataclass tree -> plain dicts/lists (for run.json, hashing, `--json`)."""
-    return _plain(value)

@@ -1,6 +1,7 @@
-"""Atomic file writes: write to a temp file in the same directory, fsync, rename.
+"""Atomic writes: a file or folder is made beside its target under a temp name, fsynced, renamed.
 
-A crash leaves either the old file or the new one, never a torn one.
+A crash leaves either the old file or the new one, never a torn one; a folder is either absent or
+complete.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,3 +89,45 @@ def write_text(target: Path, text: str) -> None:
 
 def write_json(target: Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def replace_dir(target: Path, fill: Callable[[Path], Any], *,
+                ready: Callable[[Path], bool] = Path.exists) -> Path:
+    """Make the folder `target` once: `fill` a fresh temp folder beside it, then rename it into place.
+
+    Returns at once when `ready(target)`. Readers never see a half-filled folder because only a
+    complete one is ever renamed to `target`. Two processes may fill at the same time: the loser's
+    rename fails on the winner's folder, and its own copy is dropped. A `target` that exists but is
+    not `ready` was not made here (this helper never leaves one), so it is reported, never deleted or
+    written into: it may hold files that are not ours.
+    """
+    if ready(target):
+        return target
+    if target.exists():
+        raise FileExistsError(f"{target} exists but is incomplete; move it away to have it rebuilt")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(tmp)
+        _fsync_tree(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not ready(target):  # not a twin that won the race: something else is in the way
+                raise
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temp folder only; gone already after a rename
+    return target
+
+
+def _fsync_tree(root: Path) -> None:
+    # Without this a power cut after the rename could leave a complete-looking folder of empty files,
+    # which `ready` would then trust for ever.
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+        _fsync_dir(Path(directory))

@@ -9,6 +9,9 @@ journal guarantees that.
 
 A second table, `wallpapers`, records every time a wallpaper was put on the desktop (by a run, or by
 `ai-wallpaper previous`), so "the previous wallpaper" is well defined and never pruned.
+
+The tables, the row type and how a connection is opened are in history_db.py; this module is what
+the program asks of them.
 """
 
 from __future__ import annotations
@@ -17,94 +20,19 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from ai_wallpaper.core.history_db import (
+    FinalStatus,
+    RunRecord,
+    RunStatus,
+    connect,
+    create_schema,
+    transaction,
+)
 from ai_wallpaper.core.run_liveness import row_process_alive, row_process_at_work
-
-RunStatus = Literal["running", "success", "failed", "cancelled"]
-FinalStatus = Literal["success", "failed", "cancelled"]
-
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id      TEXT PRIMARY KEY,
-    trigger     TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'cancelled')),
-    started_at  REAL NOT NULL,
-    finished_at REAL,
-    pid         INTEGER,
-    plan        TEXT NOT NULL DEFAULT '{}',
-    theme_key   TEXT,
-    run_dir     TEXT,
-    outputs     TEXT NOT NULL DEFAULT '{}',
-    error       TEXT,
-    timings     TEXT NOT NULL DEFAULT '{}',
-    wallpaper   TEXT,
-    favorite    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
-CREATE TABLE IF NOT EXISTS wallpapers (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    set_at  REAL NOT NULL,
-    path    TEXT NOT NULL,
-    run_id  TEXT,
-    action  TEXT NOT NULL
-);
-"""
-
-
-def _ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    trigger: str
-    status: RunStatus
-    started_at: datetime
-    finished_at: datetime | None
-    pid: int | None
-    plan: dict[str, Any]
-    theme_key: str | None
-    run_dir: str | None
-    outputs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    wallpaper: str | None = None
-    favorite: bool = False
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RunRecord:
-        started = _ts(row["started_at"])
-        assert started is not None
-        return cls(
-            run_id=row["run_id"],
-            trigger=row["trigger"],
-            status=row["status"],
-            started_at=started,
-            finished_at=_ts(row["finished_at"]),
-            pid=row["pid"],
-            plan=json.loads(row["plan"]),
-            theme_key=row["theme_key"],
-            run_dir=row["run_dir"],
-            outputs=json.loads(row["outputs"]),
-            error=row["error"],
-            timings=json.loads(row["timings"]),
-            wallpaper=row["wallpaper"],
-            favorite=bool(row["favorite"]),
-        )
 
 
 class History:
@@ -115,32 +43,13 @@ class History:
         self.busy_timeout_s = busy_timeout_s
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_schema(db)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed row survives power loss, not just a process crash. Runs are rare.
-            db.execute("PRAGMA synchronous = FULL")
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db_path, self.busy_timeout_s)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db_path, self.busy_timeout_s)
 
     # --- writing -------------------------------------------------------------------------------
     def start_run(self, run_id: str, *, trigger: str, plan: dict[str, Any], run_dir: str | None,

@@ -187,7 +187,7 @@ def new_folder_problem(path: Path) -> str | None:
             names = [e.name for e in path.iterdir()]
         except OSError as exc:
             return f"cannot read the folder {path}: {exc.strerror}"
-        foreign = [n for n in names if n != OWNER_MARKER and not _is_our_temp_file(n)]
+        foreign = [n for n in names if n != OWNER_MARKER and not is_our_temp_file(n)]
         if foreign:
             return f"run directory {path} already exists and is not empty"
     ancestor = path
@@ -204,51 +204,16 @@ def remove_stale_temp_files(folder: Path) -> list[str]:
     """Delete our half-written temp files (".<name>.<random>.part") left in a run folder by a kill."""
     removed = []
     for entry in folder.iterdir():
-        if _is_our_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+        if is_our_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
             entry.unlink(missing_ok=True)
             removed.append(entry.name)
     return removed
 
 
-# --- pruning -------------------------------------------------------------------------------------
-def _our_file_names() -> set[str]:
+# --- which files are ours -----------------------------------------------------------------------
+def our_file_names() -> set[str]:
     return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, *STAGE_FILES.values()}
 
 
-def _is_our_temp_file(name: str) -> bool:
-    return atomic.temp_target(name) in _our_file_names()
-
-
-def prune_run_folder(folder: Path, run_id: str, runs_dir: Path) -> str | None:
-    """Remove a finished run's folder if, and only if, everything in it is ours.
-
-    Ours means: directly under `runs_dir`, a real directory (not a link), carrying OWNER_MARKER with
-    this run id (so never a folder chosen with --output), and holding nothing but files this program
-    writes there. Files are unlinked one by one and the folder removed with rmdir, so a file that
-    appears meanwhile keeps the folder. Returns None when removed, else why it was kept.
-    """
-    if folder.is_symlink() or not folder.is_dir():
-        return "not a directory"
-    if folder.parent.resolve() != runs_dir.resolve():
-        return "not directly under the runs directory"
-    try:
-        marker = (folder / OWNER_MARKER).read_text(encoding="utf-8").strip()
-    except OSError:
-        return f"no {OWNER_MARKER} marker (a folder chosen with --output, or not made by ai-wallpaper)"
-    if marker != run_id:
-        return f"its {OWNER_MARKER} names another run ({marker[:40]!r})"
-    entries = list(folder.iterdir())
-    foreign = [e.name for e in entries
-               if e.is_symlink() or not e.is_file()
-               or not (e.name in _our_file_names() or _is_our_temp_file(e.name))]
-    if foreign:
-        return f"holds files ai-wallpaper did not write: {', '.join(sorted(foreign)[:5])}"
-    for entry in entries:
-        if entry.name != OWNER_MARKER:
-            entry.unlink(missing_ok=True)
-    (folder / OWNER_MARKER).unlink(missing_ok=True)
-    try:
-        folder.rmdir()
-    except OSError as exc:  # something appeared meanwhile: keep it, with the marker gone it stays kept
-        return f"not empty after removing our files ({exc.strerror})"
-    return None
+def is_our_temp_file(name: str) -> bool:
+    return atomic.temp_target(name) in our_file_names()

@@ -32,7 +32,8 @@ from typing import Any
 from ai_wallpaper.config.vocabulary import LoraHints
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ConfigError
-from ai_wallpaper.scene.lora_library import FileStatus, LoraLibrary, LoraSpec, mood_word
+from ai_wallpaper.scene.lora_files import FileStatus
+from ai_wallpaper.scene.lora_library import LoraLibrary, LoraSpec, mood_word
 from ai_wallpaper.scene.plan import LoraChoice
 
 logger = log.get(__name__)

@@ -2,7 +2,8 @@
 
 Torch-free and fast (the `plan` command uses it): tokens are counted with the `tokenizers`
 library, built exactly like transformers' CLIPTokenizer (same BPE, normaliser and pre-tokeniser),
-from the model's own vocab.json + merges.txt.
+from the model's own vocab.json + merges.txt. Which folders those are is the catalog's answer
+(`catalog/tokenizers.py`), the same model the pipeline will load.
 
 Long prompts: SDXL's two CLIP text encoders read 77 tokens (BOS + 75 + EOS) and diffusers cuts
 the rest off. We do not chunk embeddings; instead every prompt that is too long produces a
@@ -13,20 +14,16 @@ tokenizer. Trigger words go near the front so they are never the part that is cu
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper.catalog.builtin import _write_tokenizer, is_builtin
-from ai_wallpaper.config.settings import ModelSettings
+# The planner finds the base model's tokenizer folders through this name; catalog owns the lookup.
+from ai_wallpaper.catalog.tokenizers import has_bpe_files, tokenizer_dirs_for  # noqa: F401
 from ai_wallpaper.core import log
-from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene.plan import LoraChoice
 
 logger = log.get(__name__)
@@ -158,17 +155,9 @@ def clip_tokenizer(tokenizer_dir: Path) -> Any:
     tokenizer.json (the serialised fast tokenizer). vocab/merges win when both exist.
     """
     d = Path(tokenizer_dir)
-    names = ("vocab.json", "merges.txt") if _has_bpe_files(d) else ("tokenizer.json",)
+    names = ("vocab.json", "merges.txt") if has_bpe_files(d) else ("tokenizer.json",)
     stamp = tuple((d / f).stat().st_mtime_ns for f in names)
     return _build_clip_tokenizer(str(d.resolve()), stamp)
-
-
-def _has_bpe_files(d: Path) -> bool:
-    return (d / "vocab.json").is_file() and (d / "merges.txt").is_file()
-
-
-def _is_tokenizer_dir(d: Path) -> bool:
-    return _has_bpe_files(d) or (d / "tokenizer.json").is_file()
 
 
 @lru_cache(maxsize=8)
@@ -177,7 +166,7 @@ def _build_clip_tokenizer(directory: str, _stamp: tuple[int, ...]) -> Any:
     from tokenizers.models import BPE
 
     d = Path(directory)
-    if not _has_bpe_files(d):
+    if not has_bpe_files(d):
         return Tokenizer.from_file(str(d / "tokenizer.json"))
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
     lines = (d / "merges.txt").read_text(encoding="utf-8").splitlines()
@@ -193,63 +182,3 @@ def _build_clip_tokenizer(directory: str, _stamp: tuple[int, ...]) -> Any:
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
     return tok
-
-
-# --- where the base model's tokenizers are ----------------------------------------------------
-
-
-def tokenizer_dirs_for(base_spec: str, models: ModelSettings, paths: Paths) -> list[Path]:
-    """The base model's tokenizer folders (tokenizer/, tokenizer_2/), found without torch or network."""
-    if is_builtin(base_spec):
-        return [_builtin_tokenizer_dir(paths)]
-    spec = Path(base_spec).expanduser()
-    for candidate in (spec, paths.models_dir / base_spec):
-        if candidate.is_dir():
-            return _tokenizer_subdirs(candidate)
-        if candidate.is_file():
-            return _tokenizer_subdirs(Path(models.base_config).expanduser()) if models.base_config else []
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", base_spec):
-        snapshot = _hub_cache_snapshot(base_spec)
-        if snapshot is not None:
-            return _tokenizer_subdirs(snapshot)
-    return []
-
-
-def _tokenizer_subdirs(root: Path) -> list[Path]:
-    return [root / name for name in ("tokenizer", "tokenizer_2") if _is_tokenizer_dir(root / name)]
-
-
-def _builtin_tokenizer_dir(paths: Paths) -> Path:
-    target = paths.builtin_models_dir / "tokenizer"
-    if _has_bpe_files(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
-    try:
-        _write_tokenizer(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race, or a half-made dir: fill it in place
-            if not _has_bpe_files(target):  # (never delete the folder: it may hold files we did not write)
-                _write_tokenizer(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _hub_cache_snapshot(repo_id: str) -> Path | None:
-    """The local Hugging Face cache's snapshot of repo_id (refs/main first), never the network."""
-    if os.environ.get("HF_HUB_CACHE"):
-        hub = Path(os.environ["HF_HUB_CACHE"])
-    elif os.environ.get("HF_HOME"):
-        hub = Path(os.environ["HF_HOME"]) / "hub"
-    else:
-        hub = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub"
-    repo = hub.expanduser() / ("models--" + repo_id.replace("/", "--"))
-    ref = repo / "refs" / "main"
-    if ref.is_file():
-        snap = repo / "snapshots" / ref.read_text(encoding="utf-8").strip()
-        if snap.is_dir():
-            return snap
-    snaps = sorted((repo / "snapshots").glob("*")) if (repo / "snapshots").is_dir() else []
-    return snaps[-1] if snaps else None
