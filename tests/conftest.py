@@ -21,6 +21,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+@pytest.fixture(autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the real user's config, data, cache or state folders, even one that never
+    asks for `paths` (a hash cache, a log, a lock): by default they all lie in a fresh folder."""
+    root = tmp_path_factory.mktemp("xdg-default")
+    for name in ("CONFIG", "DATA", "CACHE", "STATE"):
+        monkeypatch.setenv(f"AI_WALLPAPER_{name}_DIR", str(root / name.lower()))
+
+
 @pytest.fixture
 def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     """A private XDG tree; env vars point at it so subprocesses see the same one."""

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+from ai_wallpaper.core import atomic
 from ai_wallpaper.core.history import History, RunRecord
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.run_liveness import pid_alive
-from ai_wallpaper.service.daemon import remove_stale_temp_files
+from ai_wallpaper.service.daemon import STALE_TEMP_AGE_S
 from ai_wallpaper.service.job_runner import JobRunner, failure_reason, last_plain_line, reported_error
 from tests.test_daemon import FAKE_JOB, JOB_SWAP, DaemonProcess, wait_for
 from tests.test_pipeline import SMALL
@@ -280,6 +281,11 @@ def test_remove_stale_temp_files_age_threshold(tmp_path: Path) -> None:
     file = tmp_path / ".a.json.abcdefgh.part"
     file.write_text("{}")
     mtime = file.stat().st_mtime
-    assert remove_stale_temp_files([tmp_path, tmp_path / "missing"], now=mtime + 3599) == []
-    assert remove_stale_temp_files([tmp_path], now=mtime + 3601) == [file]
+    foreign = tmp_path / ".a.json.abcdefgh.parts"  # not our pattern: never touched
+    foreign.write_text("mine")
+    assert atomic.remove_stale_temp_files(tmp_path / "missing", older_than_s=STALE_TEMP_AGE_S) == []
+    assert atomic.remove_stale_temp_files(tmp_path, older_than_s=STALE_TEMP_AGE_S, now=mtime + 3599) == []
+    assert atomic.remove_stale_temp_files(tmp_path, targets={"b.json"}, now=mtime + 3601) == []
+    assert atomic.remove_stale_temp_files(tmp_path, older_than_s=STALE_TEMP_AGE_S, now=mtime + 3601) == [file]
+    assert foreign.read_text() == "mine"
     assert not file.exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ai_wallpaper.catalog.builtin import _write_tokenizer
+from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
 from ai_wallpaper.config.settings import ModelSettings
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene import prompts
@@ -175,10 +176,10 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_tokenizer_dirs_for_builtin_creates_them_once(paths: Paths) -> None:
-    (d,) = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths)
+    (d,) = tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths)
     assert d == paths.builtin_models_dir / "tokenizer"
     stamp = (d / "vocab.json").stat().st_mtime_ns
-    assert prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths) == [d]
+    assert tokenizer_dirs_for("builtin:tiny", ModelSettings(), paths) == [d]
     assert (d / "vocab.json").stat().st_mtime_ns == stamp
     assert prompts.count_tokens("ab", d) == (2, "")
     assert [p.name for p in d.parent.iterdir()] == ["tokenizer"]  # no temp folder left beside it
@@ -188,7 +189,7 @@ def test_tokenizer_dirs_for_local_dirs_files_and_hub_cache(tiny_sdxl_dir: Path, 
                                                            hub: Path) -> None:
     models = ModelSettings()
     expected = [tiny_sdxl_dir / "tokenizer", tiny_sdxl_dir / "tokenizer_2"]
-    assert prompts.tokenizer_dirs_for(str(tiny_sdxl_dir), models, paths) == expected
+    assert tokenizer_dirs_for(str(tiny_sdxl_dir), models, paths) == expected
     # transformers 5 saved only tokenizer.json there: it must count like the byte vocab it came from
     byte_dir = tmp_path / "bytes"
     _write_tokenizer(byte_dir)
@@ -196,19 +197,19 @@ def test_tokenizer_dirs_for_local_dirs_files_and_hub_cache(tiny_sdxl_dir: Path, 
         assert prompts.count_tokens(text, expected[1]) == prompts.count_tokens(text, byte_dir)
     # a single file: the tokenizers of the config folder diffusers will be given
     single = single_file_checkpoint(tmp_path / "model.safetensors", builtin_layout=False)
-    assert prompts.tokenizer_dirs_for(str(single), models, paths) == []  # no config anywhere
+    assert tokenizer_dirs_for(str(single), models, paths) == []  # no config anywhere
     with_config = ModelSettings(base=str(single), base_config=str(tiny_sdxl_dir))
-    assert prompts.tokenizer_dirs_for(str(single), with_config, paths) == expected
+    assert tokenizer_dirs_for(str(single), with_config, paths) == expected
     tiny_layout = single_file_checkpoint(tmp_path / "tiny.safetensors", builtin_layout=True)
-    assert prompts.tokenizer_dirs_for(str(tiny_layout), models, paths) == [paths.builtin_models_dir / "tokenizer"]
+    assert tokenizer_dirs_for(str(tiny_layout), models, paths) == [paths.builtin_models_dir / "tokenizer"]
     # a hub id: only the local cache is looked at
     snap = fake_sdxl_dir(hub / "models--org--sdxl" / "snapshots" / "abc123")
     (hub / "models--org--sdxl" / "refs").mkdir()
     (hub / "models--org--sdxl" / "refs" / "main").write_text("abc123")
-    assert prompts.tokenizer_dirs_for("org/sdxl", models, paths) == [snap / "tokenizer", snap / "tokenizer_2"]
-    assert prompts.tokenizer_dirs_for("org/other", models, paths) == []
+    assert tokenizer_dirs_for("org/sdxl", models, paths) == [snap / "tokenizer", snap / "tokenizer_2"]
+    assert tokenizer_dirs_for("org/other", models, paths) == []
     downloading = ModelSettings(allow_download=True)
-    assert prompts.tokenizer_dirs_for("org/other", downloading, paths) == []  # nothing on disk yet
+    assert tokenizer_dirs_for("org/other", downloading, paths) == []  # nothing on disk yet
 
 
 def test_tokens_are_counted_with_the_model_the_pipeline_loads(paths: Paths, tmp_path: Path,
@@ -220,10 +221,10 @@ def test_tokens_are_counted_with_the_model_the_pipeline_loads(paths: Paths, tmp_
     work = tmp_path / "work"
     fake_sdxl_dir(work / "mine")
     monkeypatch.chdir(work)
-    assert prompts.tokenizer_dirs_for("mine", models, paths) == []
+    assert tokenizer_dirs_for("mine", models, paths) == []
     under_models = fake_sdxl_dir(paths.models_dir / "mine")
     assert Path(resolve_source("mine", "base", models, paths).location) == under_models
-    assert prompts.tokenizer_dirs_for("mine", models, paths) == [under_models / "tokenizer",
+    assert tokenizer_dirs_for("mine", models, paths) == [under_models / "tokenizer",
                                                                  under_models / "tokenizer_2"]
 
 
@@ -232,12 +233,13 @@ def test_prompt_path_is_torch_free_and_fast(paths: Paths) -> None:
 import sys, time
 t0 = time.perf_counter()
 from ai_wallpaper.scene import prompts
+from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
 from ai_wallpaper.scene import lora_selector
 from ai_wallpaper.scene import lora_library as loras
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene.plan import LoraChoice
 from ai_wallpaper.config.settings import ModelSettings
-dirs = prompts.tokenizer_dirs_for("builtin:tiny", ModelSettings(), Paths.from_env())
+dirs = tokenizer_dirs_for("builtin:tiny", ModelSettings(), Paths.from_env())
 stack = [LoraChoice("a", "/x", "0", "style", 0.5, ("trigger",))]
 r = prompts.rewrite_prompt("a lake " * 20, "blurry", stack, tokenizer_dirs=dirs)
 assert r.warnings and not r.approximate

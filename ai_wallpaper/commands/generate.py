@@ -8,10 +8,12 @@ from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config import locations
-from ai_wallpaper.config.schema import Source, build_or_raise, to_plain
+from ai_wallpaper.config.sample import to_plain
+from ai_wallpaper.config.schema import Source, build_or_raise
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ConfigError, ExitCode, UsageError
+from ai_wallpaper.core.history_db import TRIGGERS
 
 logger = log.get(__name__)
 
@@ -74,7 +76,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--final-height", type=int, help="final height (default 2160)")
     g.add_argument("--anchor", help="crop anchor when aspect ratios differ")
     p.add_argument("--run-id", type=_run_id_arg, help=argparse.SUPPRESS)
-    p.add_argument("--trigger", default="manual", choices=["manual", "schedule", "catch-up", "next"],
+    p.add_argument("--trigger", default="manual", choices=TRIGGERS,
                    help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import themes_file
-from ai_wallpaper.config.schema import to_plain
+from ai_wallpaper.config.sample import to_plain
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -11,10 +11,15 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from ai_wallpaper.core import log
+
+logger = log.get(__name__)
 
 
 def _default_mode() -> int:
@@ -131,3 +136,31 @@ def _fsync_tree(root: Path) -> None:
                 with open(path, "rb") as fh:
                     os.fsync(fh.fileno())
         _fsync_dir(Path(directory))
+
+
+def remove_stale_temp_files(folder: Path, *, older_than_s: float = 0.0, targets: Container[str] | None = None,
+                            now: float | None = None) -> list[Path]:
+    """Remove the temp files a killed writer left in the top level of `folder` (never below it, never
+    a link or anything not named like ours), optionally only those of `targets` (final file names)
+    and only those older than `older_than_s`. A missing or unreadable folder has none. Returns what
+    was removed."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        target = temp_target(entry.name)
+        try:
+            if (target is None or (targets is not None and target not in targets)
+                    or not entry.is_file(follow_symlinks=False)
+                    or now - entry.stat(follow_symlinks=False).st_mtime < older_than_s):
+                continue
+            os.unlink(entry.path)
+        except OSError as exc:
+            logger.warning("could not remove a stale temp file", path=entry.path, error=exc.strerror)
+            continue
+        removed.append(Path(entry.path))
+        logger.info("removed a stale temp file", path=entry.path)
+    return removed

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_wallpaper.core.history_db import (
+    FINAL_STATUSES,
     FinalStatus,
     RunRecord,
     RunStatus,
@@ -73,7 +74,7 @@ class History:
                    error: str | None = None, timings: dict[str, float] | None = None,
                    wallpaper: str | None = None) -> None:
         """Mark the run finished. Unknown run ids raise KeyError (a bug, not a user problem)."""
-        if status not in ("success", "failed", "cancelled"):
+        if status not in FINAL_STATUSES:
             raise ValueError(f"finish_run: bad status {status!r}")
         now = time.time()
         with self._transaction() as db:
@@ -105,7 +106,7 @@ class History:
                          pid: int | None = None) -> bool:
         """Write the final row of a run that ended before it recorded itself (bad config, missing model,
         killed while loading), so the history says why it never ran. False if the row already exists."""
-        if status not in ("success", "failed", "cancelled"):
+        if status not in FINAL_STATUSES:
             raise ValueError(f"record_unstarted: bad status {status!r}")
         now = time.time()
         with self._transaction() as db:

@@ -13,10 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 RunStatus = Literal["running", "success", "failed", "cancelled"]
 FinalStatus = Literal["success", "failed", "cancelled"]
+FINAL_STATUSES: tuple[str, ...] = get_args(FinalStatus)
+# What started a run: `generate` by hand, the schedule, a missed tick caught up, `ai-wallpaper next`.
+Trigger = Literal["manual", "schedule", "catch-up", "next"]
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

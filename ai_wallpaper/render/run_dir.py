@@ -68,7 +68,7 @@ class RunDirectory:
             raise RunError(problem, hint=f"choose another --output, or continue it with --resume {path}")
         try:
             path.mkdir(parents=True, exist_ok=True)
-            remove_stale_temp_files(path)  # a run killed during its very first write left these
+            atomic.remove_stale_temp_files(path, targets=our_file_names())  # a run killed during its first write
         except OSError as exc:
             raise RunError(f"cannot create the run directory {path}: {exc.strerror}",
                            hint="check the folder's permissions and free space, or choose another --output") from None
@@ -90,7 +90,7 @@ class RunDirectory:
                                    "a run killed before its first record can simply be started again there "
                                    "with --output")
         run = cls(path, read_record(file))
-        remove_stale_temp_files(path)  # half-written files of the interrupted run
+        atomic.remove_stale_temp_files(path, targets=our_file_names())  # the interrupted run's half-written files
         return run
 
     # --- record --------------------------------------------------------------------------------
@@ -198,16 +198,6 @@ def new_folder_problem(path: Path) -> str | None:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return f"{ancestor} is not writable, so no run can be saved in {path}"
     return None
-
-
-def remove_stale_temp_files(folder: Path) -> list[str]:
-    """Delete our half-written temp files (".<name>.<random>.part") left in a run folder by a kill."""
-    removed = []
-    for entry in folder.iterdir():
-        if is_our_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
-            entry.unlink(missing_ok=True)
-            removed.append(entry.name)
-    return removed
 
 
 # --- which files are ours -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ai_wallpaper.config.schema import Source, build, option
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
+from ai_wallpaper.core.history_db import TRIGGERS, RunStatus, Trigger
 from ai_wallpaper.scene.plan import Plan
 
 RUN_JSON = "run.json"
@@ -31,10 +32,7 @@ MAX_RECORD_BYTES = 4 * 2**20  # a real run.json is a few KiB
 # The id `generate` and the daemon give a run: local time and 6 hex digits. Also a folder name,
 # so it must never hold a path separator or "..".
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
-Trigger = Literal["manual", "schedule", "catch-up", "next"]
-RunStatus = Literal["running", "success", "failed", "cancelled"]
 StageStatus = Literal["done", "skipped"]
-TRIGGERS: tuple[str, ...] = get_args(Trigger)
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 STAGE_FILES: dict[str, str] = {
     "base": "01_base.png",

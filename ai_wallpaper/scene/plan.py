@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ai_wallpaper.config.schema import to_plain
+from ai_wallpaper.config.sample import to_plain
 
 WeatherStatus = Literal["live", "stale", "absent", "disabled"]
 

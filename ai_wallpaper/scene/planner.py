@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_wallpaper.catalog.builtin import is_builtin
+from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
 from ai_wallpaper.config.locations import themes_file
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.themes_schema import Theme
@@ -165,6 +166,6 @@ def _rewrite(paths: Paths, settings: Settings, prompt: str, negative: str, stack
              warnings: list[str]) -> tuple[str, str, dict[str, int]]:
     result = prompts.rewrite_prompt(
         prompt, negative, stack, prepend=prepend, append=append, negative_append=negative_append,
-        tokenizer_dirs=prompts.tokenizer_dirs_for(settings.models.base, settings.models, paths))
+        tokenizer_dirs=tokenizer_dirs_for(settings.models.base, settings.models, paths))
     warnings.extend(result.warnings)
     return result.prompt, result.negative_prompt, dict(result.token_counts)

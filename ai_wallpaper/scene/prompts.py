@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 # The planner finds the base model's tokenizer folders through this name; catalog owns the lookup.
-from ai_wallpaper.catalog.tokenizers import has_bpe_files, tokenizer_dirs_for  # noqa: F401
+from ai_wallpaper.catalog.tokenizers import has_bpe_files
 from ai_wallpaper.core import log
 from ai_wallpaper.scene.plan import LoraChoice
 

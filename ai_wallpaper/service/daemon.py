@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,8 @@ from ai_wallpaper.service.lock import DaemonLock
 logger = log.get(__name__)
 JOB_ID = "generate"
 GONE = "the process running it is gone (crash, kill or power off)"
+# A temp file this old in the top level of our folders was left by a crash (a live write takes seconds).
 STALE_TEMP_AGE_S = 3600.0
-# atomic.atomic_path's temp files: mkstemp(prefix=".<name>.", suffix=".part"), 8 random characters.
 
 
 # --- schedule ---------------------------------------------------------------------------------
@@ -206,8 +205,8 @@ class Daemon:
                 signal.signal(sig, handler)
             raise
         try:
-            remove_stale_temp_files(
-                [self.paths.state_dir, self.paths.wallpapers_dir, self.paths.cache_dir])
+            for folder in (self.paths.state_dir, self.paths.wallpapers_dir, self.paths.cache_dir):
+                atomic.remove_stale_temp_files(folder, older_than_s=STALE_TEMP_AGE_S)
             stale = self.history.fail_stale_running(GONE)
             if stale:
                 logger.warning("marked interrupted runs as failed", count=stale)
@@ -246,29 +245,3 @@ class Daemon:
             self.history.finish_if_running(self._current, status="cancelled", error="daemon stopped")
         self.write_state()
         logger.info("daemon stopped")
-
-
-def remove_stale_temp_files(directories: Iterable[Path], *, max_age_s: float = STALE_TEMP_AGE_S,
-                            now: float | None = None) -> list[Path]:
-    """Remove our atomic-write temp files (`.<name>.<random>.part`) older than `max_age_s` left by a
-    crash, in the top level of each directory only (never inside model caches or run folders).
-    Returns what was removed."""
-    now = time.time() if now is None else now
-    removed: list[Path] = []
-    for directory in directories:
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:  # not created yet, or unreadable: nothing of ours to clean
-            continue
-        for entry in entries:
-            try:
-                if (atomic.temp_target(entry.name) is None or not entry.is_file(follow_symlinks=False)
-                        or now - entry.stat(follow_symlinks=False).st_mtime < max_age_s):
-                    continue
-                os.unlink(entry.path)
-            except OSError as exc:
-                logger.warning("could not remove a stale temp file", path=entry.path, error=exc.strerror)
-                continue
-            removed.append(Path(entry.path))
-            logger.info("removed a stale temp file", path=entry.path)
-    return removed
