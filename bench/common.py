@@ -1,7 +1,7 @@
 """Shared benchmark plumbing: speed switches, model loading, timing + peak memory rows, tables.
 
 Speed switches (`SpeedOptions`) map onto the product's settings where a key exists and are applied
-through the product's own `models.apply_memory_options`; the two that have no settings key yet
+through the product's own `devices.apply_memory_options`; the two that have no settings key yet
 (classic vs SDPA attention, an fp16-safe VAE) are applied here to the loaded pipe.
 """
 
@@ -55,8 +55,8 @@ class SpeedOptions:
 
 
 def device_choice(device: str, dtype: str) -> Any:
-    """The product's device/dtype decision (models.choose_device)."""
-    from ai_wallpaper.render.model_loading import choose_device
+    """The product's device/dtype decision (devices.choose_device)."""
+    from ai_wallpaper.render.devices import choose_device
 
     return choose_device(device, dtype)
 
@@ -112,6 +112,7 @@ def load_models(model: ModelKind, opts: SpeedOptions, device: str = "auto", *, r
     """
     from ai_wallpaper.core.paths import Paths
     from ai_wallpaper.render import model_loading as loading
+    from ai_wallpaper.render.devices import apply_memory_options
 
     choice = device_choice(device, opts.dtype)
     settings = model_settings(opts, device, refiner)
@@ -133,11 +134,11 @@ def load_models(model: ModelKind, opts: SpeedOptions, device: str = "auto", *, r
 
         with measure(rows, "build base (random)"):
             base = random_models.build_sdxl_pipe("base", choice.device, choice.dtype)
-            loading.apply_memory_options(base, settings.memory, choice)
+            apply_memory_options(base, settings.memory, choice)
         if refiner:
             with measure(rows, "build refiner (random)"):
                 ref = random_models.build_sdxl_pipe("refiner", choice.device, choice.dtype)
-                loading.apply_memory_options(ref, settings.memory, choice)
+                apply_memory_options(ref, settings.memory, choice)
         with measure(rows, "build upscaler (random)"):
             up = random_models.build_upscaler(choice.device, opts.upscale_half)
     for pipe in (base, ref):
@@ -257,6 +258,15 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def enhance_config(prompt: str, negative_prompt: str = "blurry", seed: int = 1, **changes: Any) -> Any:
+    """The product's EnhanceConfig for the default settings, with `changes` (tile, steps, ...)."""
+    from ai_wallpaper.config.settings import Settings
+    from ai_wallpaper.render.stages.enhance import EnhanceConfig
+
+    cfg = EnhanceConfig.from_settings(Settings(), prompt=prompt, negative_prompt=negative_prompt, seed=seed)
+    return replace(cfg, **changes)
 
 
 def parse_size(text: str) -> tuple[int, int]:

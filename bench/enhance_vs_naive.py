@@ -15,8 +15,10 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from ai_wallpaper.config.settings import Settings
 from bench.common import (
     SpeedOptions,
+    enhance_config,
     format_table,
     load_models,
     machine_line,
@@ -98,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", choices=["builtin", "sdxl-random"], default="builtin")
     p.add_argument("--size", default="3840x2048", help="enhanced image size WxH (the 8K stage: 7680x4096)")
     p.add_argument("--input", help="a PNG to enhance instead of the synthetic test image (resized to --size)")
-    p.add_argument("--tile", type=int, default=1024)
-    p.add_argument("--overlap", type=int, default=256)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--strength", type=float, default=0.35)
-    p.add_argument("--guidance", type=float, default=5.0)
+    product = Settings().pipeline.enhance  # the defaults are the product's
+    p.add_argument("--tile", type=int, default=product.tile)
+    p.add_argument("--overlap", type=int, default=product.overlap)
+    p.add_argument("--steps", type=int, default=product.steps)
+    p.add_argument("--strength", type=float, default=product.strength)
+    p.add_argument("--guidance", type=float, default=product.guidance_scale)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=None, help="our tiles per UNet call (default auto)")
     p.add_argument("--mask-blur", type=float, default=USDU_MASK_BLUR)
@@ -116,8 +119,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from PIL import Image
 
-    from ai_wallpaper.render.stages.enhance import EnhanceConfig
-
     width, height = parse_size(a.size)
     if a.input:
         with Image.open(a.input) as src:
@@ -126,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         image = sample_image(width, height)
     opts = SpeedOptions(dtype=a.dtype, vae_fp16=a.vae_fp16, batch_size=a.batch_size)
     models = load_models(a.model, opts, a.device)
-    cfg = EnhanceConfig(prompt=PROMPT, negative_prompt=NEGATIVE, seed=1, tile=a.tile, overlap=a.overlap,
-                        strength=a.strength, steps=a.steps, guidance_scale=a.guidance,
-                        batch_size=a.batch_size)
+    cfg = enhance_config(PROMPT, NEGATIVE, tile=a.tile, overlap=a.overlap, strength=a.strength, steps=a.steps,
+                         guidance_scale=a.guidance, batch_size=a.batch_size)
     print(f"# bench.enhance_vs_naive: model {a.model}, {width}x{height}, tile {a.tile}, overlap {a.overlap}, "
           f"{cfg.steps_to_run} of {a.steps} steps (strength {a.strength}), CFG {a.guidance}, "
           f"mask blur {a.mask_blur}, no seam-fix pass, {a.rounds} alternating rounds")

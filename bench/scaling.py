@@ -20,6 +20,7 @@ from typing import Any
 from bench.common import (
     SpeedOptions,
     cuda_sync,
+    enhance_config,
     format_table,
     load_models,
     machine_line,
@@ -74,9 +75,11 @@ class TimedDenoiser:
 
 def measure_enhance(pipe: Any, image: Any, cfg: Any) -> tuple[float, float]:
     """(total seconds, UNet seconds) of one run_enhance; prompt encoding is outside both."""
-    from ai_wallpaper.render.stages.enhance import encode_conditioning, run_enhance, unet_denoiser
+    from ai_wallpaper.render.stages.enhance import run_enhance
+    from ai_wallpaper.render.stages.enhance_denoise import encode_conditioning, unet_denoiser
 
-    cond = encode_conditioning(pipe, cfg, cfg.tile, pipe._execution_device)
+    cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, cfg.tile,
+                               pipe._execution_device)
     denoiser = TimedDenoiser(unet_denoiser(pipe.unet, cond))
     cuda_sync()
     seconds, _ = timed(lambda: run_enhance(image, pipe, cfg, denoiser=denoiser))
@@ -98,7 +101,6 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, fl
 
 def run_scaling(pipe: Any, sizes: dict[str, str], overlaps: Sequence[int], tile: int, steps: int,
                 strength: float, batch_size: int, log: Any = None) -> list[ScalingRow]:
-    from ai_wallpaper.render.stages.enhance import EnhanceConfig
     from ai_wallpaper.render.stages.tiling import tile_grid
 
     rows = []
@@ -106,9 +108,8 @@ def run_scaling(pipe: Any, sizes: dict[str, str], overlaps: Sequence[int], tile:
         width, height = parse_size(text)
         image = sample_image(width, height)
         for overlap in overlaps:
-            cfg = EnhanceConfig(prompt="a lighthouse on a rocky coast at dusk", negative_prompt="blurry",
-                                seed=1, tile=tile, overlap=overlap, strength=strength, steps=steps,
-                                batch_size=batch_size)
+            cfg = enhance_config("a lighthouse on a rocky coast at dusk", tile=tile, overlap=overlap,
+                                 strength=strength, steps=steps, batch_size=batch_size)
             tiles = len(tile_grid(height, width, tile, overlap))
             total, unet = measure_enhance(pipe, image, cfg)
             row = ScalingRow(label, (width, height), overlap, tiles, cfg.steps_to_run, total, unet)

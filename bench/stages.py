@@ -13,11 +13,13 @@ writes of every stage -- is measured as its own row ("png writes").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ai_wallpaper.config.settings import Settings
 from bench.common import (
     LoadedModels,
     ModelKind,
@@ -36,27 +38,32 @@ PROMPT = "a lighthouse on a rocky coast at dusk, dramatic clouds, highly detaile
 NEGATIVE = "blurry, low quality, jpeg artifacts, watermark, text"
 
 
+# The product's defaults, read from the settings schema (never restated here).
+PRODUCT = Settings()
+_T, _E, _U, _O = PRODUCT.pipeline.txt2img, PRODUCT.pipeline.enhance, PRODUCT.pipeline.upscale, PRODUCT.output
+
+
 @dataclass(frozen=True)
 class StageBench:
     """Sizes and steps of one benchmark run; the defaults are the product's defaults."""
 
-    width: int = 1920
-    height: int = 1024
-    final_width: int = 3840
-    final_height: int = 2160
-    upscale_factor: int = 4
-    steps: int = 50
-    guidance_scale: float = 7.5
-    scheduler: str = "dpmpp_2m_karras"
+    width: int = _T.width
+    height: int = _T.height
+    final_width: int = _O.width
+    final_height: int = _O.height
+    upscale_factor: int = _O.upscale_factor
+    steps: int = _T.steps
+    guidance_scale: float = _T.guidance_scale
+    scheduler: str = _T.scheduler
     refiner: bool = False
-    high_noise_frac: float = 0.8
-    upscale_tile: int = 512
-    upscale_overlap: int = 32
-    enhance_steps: int = 30
-    strength: float = 0.35
-    tile: int = 1024
-    overlap: int = 256
-    enhance_guidance: float = 5.0
+    high_noise_frac: float = PRODUCT.pipeline.refine.high_noise_frac
+    upscale_tile: int = _U.tile
+    upscale_overlap: int = _U.overlap
+    enhance_steps: int = _E.steps
+    strength: float = _E.strength
+    tile: int = _E.tile
+    overlap: int = _E.overlap
+    enhance_guidance: float = _E.guidance_scale
     seed: int = 1
     save_pngs: bool = True
     opts: SpeedOptions = field(default_factory=SpeedOptions)
@@ -72,10 +79,10 @@ def run_stages(bench: StageBench, models: LoadedModels, rows: list[Row]) -> Any:
 
     images: dict[str, Any] = {}
     refine = bench.refiner and models.refiner is not None
-    t2i = Txt2ImgConfig(prompt=PROMPT, negative_prompt=NEGATIVE, seed=bench.seed, width=bench.width,
-                        height=bench.height, steps=bench.steps, guidance_scale=bench.guidance_scale,
-                        scheduler=bench.scheduler,  # type: ignore[arg-type]
-                        denoising_end=bench.high_noise_frac if refine else None)
+    prompting: dict[str, Any] = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": bench.seed}
+    t2i = dataclasses.replace(Txt2ImgConfig.from_settings(PRODUCT, **prompting), width=bench.width,
+                              height=bench.height, steps=bench.steps, guidance_scale=bench.guidance_scale,
+                              scheduler=bench.scheduler, denoising_end=bench.high_noise_frac if refine else None)
     # 1. txt2img (as pipeline.stage_base: with a refiner, latents plus a decoded preview)
     with measure(rows, "txt2img", f"{bench.width}x{bench.height}, {bench.steps} steps"):
         result = run_txt2img(models.base, t2i)
@@ -87,26 +94,28 @@ def run_stages(bench: StageBench, models: LoadedModels, rows: list[Row]) -> Any:
     image = images["base"]
     # 2. refine
     if refine:
-        cfg = RefineConfig(prompt=PROMPT, negative_prompt=NEGATIVE, seed=bench.seed, steps=bench.steps,
-                           high_noise_frac=bench.high_noise_frac, guidance_scale=bench.guidance_scale,
-                           scheduler=bench.scheduler)  # type: ignore[arg-type]
+        cfg = dataclasses.replace(RefineConfig.from_settings(PRODUCT, **prompting), steps=bench.steps,
+                                  high_noise_frac=bench.high_noise_frac, guidance_scale=bench.guidance_scale,
+                                  scheduler=bench.scheduler)
         with measure(rows, "refine", f"from {bench.high_noise_frac}"):
             image = images["refined"] = run_refine(latents, models.refiner, cfg)
     # 3. upscale
-    up = UpscaleConfig(scale=bench.upscale_factor, tile=bench.upscale_tile, overlap=bench.upscale_overlap,
-                       half_precision=bench.opts.upscale_half)
+    up = dataclasses.replace(UpscaleConfig.from_settings(PRODUCT), scale=bench.upscale_factor,
+                             tile=bench.upscale_tile, overlap=bench.upscale_overlap,
+                             half_precision=bench.opts.upscale_half)
     with measure(rows, "upscale", f"x{bench.upscale_factor}, tile {bench.upscale_tile}"):
         image = images["upscaled"] = run_upscale(image, models.upscaler, up)
     # 4. enhance
-    enh = EnhanceConfig(prompt=PROMPT, negative_prompt=NEGATIVE, seed=bench.seed, tile=bench.tile,
-                        overlap=bench.overlap, strength=bench.strength, steps=bench.enhance_steps,
-                        guidance_scale=bench.enhance_guidance, batch_size=bench.opts.batch_size)
+    enh = dataclasses.replace(EnhanceConfig.from_settings(PRODUCT, **prompting), tile=bench.tile,
+                              overlap=bench.overlap, strength=bench.strength, steps=bench.enhance_steps,
+                              guidance_scale=bench.enhance_guidance, batch_size=bench.opts.batch_size)
     with measure(rows, "enhance", f"{image.width}x{image.height}, {enh.steps_to_run} of {enh.steps} steps"):
         image = images["enhanced"] = run_enhance(image, models.base, enh)
     # 5. downsample
     with measure(rows, "downsample", f"-> {bench.final_width}x{bench.final_height}"):
-        image = images["final"] = run_downsample(
-            image, DownsampleConfig(width=bench.final_width, height=bench.final_height))
+        final = dataclasses.replace(DownsampleConfig.from_settings(PRODUCT), width=bench.final_width,
+                                    height=bench.final_height)
+        image = images["final"] = run_downsample(image, final)
     # 6. what the pipeline adds: one PNG per stage (compress 1 for intermediates, 6 for the final)
     if bench.save_pngs:
         with tempfile.TemporaryDirectory(prefix="aiw-bench-png-") as tmp, \
@@ -148,13 +157,13 @@ def bench_stages(model: ModelKind, bench: StageBench, device: str = "auto",
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["builtin", "sdxl-random"], default="builtin")
-    p.add_argument("--size", default="default", help="base size WxH (default 1920x1024; upscaled x4)")
-    p.add_argument("--final", default="3840x2160", help="final wallpaper size")
-    p.add_argument("--steps", type=int, default=50, help="txt2img steps (product default 50)")
-    p.add_argument("--enhance-steps", type=int, default=30, help="nominal enhancement steps (default 30)")
-    p.add_argument("--strength", type=float, default=0.35)
-    p.add_argument("--tile", type=int, default=1024)
-    p.add_argument("--overlap", type=int, default=256)
+    p.add_argument("--size", default=f"{_T.width}x{_T.height}", help="base size WxH (upscaled x4; default %(default)s)")
+    p.add_argument("--final", default=f"{_O.width}x{_O.height}", help="final wallpaper size (default %(default)s)")
+    p.add_argument("--steps", type=int, default=_T.steps, help="txt2img steps (default %(default)s)")
+    p.add_argument("--enhance-steps", type=int, default=_E.steps, help="nominal enhance steps (default %(default)s)")
+    p.add_argument("--strength", type=float, default=_E.strength)
+    p.add_argument("--tile", type=int, default=_E.tile)
+    p.add_argument("--overlap", type=int, default=_E.overlap)
     p.add_argument("--refiner", action="store_true", help="add the refiner stage (ensemble of experts)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
@@ -174,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     a = _args(argv)
     set_threads(a.threads)
     quiet()
-    width, height = (1920, 1024) if a.size == "default" else parse_size(a.size)
+    width, height = parse_size(a.size)
     fw, fh = parse_size(a.final)
     opts = SpeedOptions(dtype=a.dtype, attention=a.attention, channels_last=a.channels_last,
                         compile=a.compile, vae_fp16=a.vae_fp16, upscale_half=not a.upscale_fp32,

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import gc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.common import (
     ModelKind,
     Row,
     SpeedOptions,
+    enhance_config,
     format_table,
     load_models,
     machine_line,
@@ -79,12 +80,14 @@ class VariantResult:
 def run_variant(model: ModelKind, name: str, opts: SpeedOptions, image: Any, small: Any, tile: int,
                 overlap: int, steps: int, strength: float, reps: int, device: str,
                 warmup: bool = True) -> VariantResult:
-    from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
+    from ai_wallpaper.config.settings import Settings
+    from ai_wallpaper.render.stages.enhance import run_enhance
     from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
 
     models = load_models(model, opts, device)
-    cfg = EnhanceConfig(prompt=PROMPT, negative_prompt="blurry", seed=1, tile=tile, overlap=overlap,
-                        strength=strength, steps=steps, batch_size=opts.batch_size)
+    cfg = enhance_config(PROMPT, tile=tile, overlap=overlap, strength=strength, steps=steps,
+                         batch_size=opts.batch_size)
+    upscale = replace(UpscaleConfig.from_settings(Settings()), half_precision=opts.upscale_half)
     if warmup:  # first-call costs (cuDNN autotune, torch.compile) are not what a daemon pays per run
         run_enhance(image, models.base, cfg)
     rows: list[Row] = []
@@ -93,7 +96,7 @@ def run_variant(model: ModelKind, name: str, opts: SpeedOptions, image: Any, sma
             run_enhance(image, models.base, cfg)
     up_rows: list[Row] = []
     with measure(up_rows, "upscale"):
-        run_upscale(small, models.upscaler, UpscaleConfig(scale=4, half_precision=opts.upscale_half))
+        run_upscale(small, models.upscaler, upscale)
     peak = max(rows, key=lambda r: r.peak_cuda_mb or r.peak_rss_mb)
     del models
     _free()

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from bench import random_models
-from bench.common import SpeedOptions, apply_bench_switches, format_table, load_models, sample_image
+from bench.common import (
+    SpeedOptions,
+    apply_bench_switches,
+    enhance_config,
+    format_table,
+    load_models,
+    sample_image,
+)
 from bench.enhance_vs_naive import compare
 from bench.naive_usdu import owned_intervals, paste_mask
 from bench.scaling import fit_line, run_scaling
@@ -52,11 +59,8 @@ def test_stage_bench_runs_every_stage_and_reports_memory(tmp_path: Any) -> None:
 
 
 def test_naive_usdu_and_ours_side_by_side(tiny_pipe: Any) -> None:
-    from ai_wallpaper.render.stages.enhance import EnhanceConfig
-
     image = sample_image(320, 128)
-    cfg = EnhanceConfig(prompt="a harbour", negative_prompt="blurry", seed=3, tile=128, overlap=32, steps=4,
-                        strength=0.5, batch_size=2)
+    cfg = enhance_config("a harbour", seed=3, tile=128, overlap=32, steps=4, strength=0.5, batch_size=2)
     result = compare(image, tiny_pipe, cfg, rounds=1)
     assert result.tiles == 3 and result.tile_evals == 6
     assert len(result.ours_seconds) == len(result.naive_seconds) == 1

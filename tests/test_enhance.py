@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.errors import Cancelled
 from ai_wallpaper.render.stages import enhance as E
+from ai_wallpaper.render.stages import enhance_denoise as D
 from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
 
@@ -28,13 +31,11 @@ def smooth_image(width: int, height: int) -> Image.Image:
 
 
 def config(**over: Any) -> EnhanceConfig:
-    base: dict[str, Any] = dict(prompt="a calm lake at dawn", negative_prompt="blurry", seed=7, tile=TILE,
-                                overlap=OVERLAP, strength=0.35, steps=10, batch_size=3)
-    base.update(over)
-    return EnhanceConfig(**base)
+    cfg = EnhanceConfig.from_settings(Settings(), prompt="a calm lake at dawn", negative_prompt="blurry", seed=7)
+    return dataclasses.replace(cfg, **{"tile": TILE, "overlap": OVERLAP, "steps": 10, "batch_size": 3, **over})
 
 
-def identity_denoiser(clean: torch.Tensor, alphas_cumprod: torch.Tensor) -> E.Denoiser:
+def identity_denoiser(clean: torch.Tensor, alphas_cumprod: torch.Tensor) -> D.Denoiser:
     """Predicts exactly the noise in its input: for epsilon prediction on the VP-scaled model input
     z_t = sqrt(a) z0 + sqrt(1-a) eps  =>  eps = (z_t - sqrt(a) z0) / sqrt(1-a)."""
 
@@ -82,8 +83,8 @@ def test_strength_zero_returns_input_pixels_and_loads_nothing(tiny_pipe: Any, im
 
 def _identity_setup(pipe: Any, image: Image.Image) -> tuple[torch.Tensor, Any, torch.Tensor]:
     clean = E.encode_image(pipe, image, CPU)
-    scheduler = E.fresh_scheduler(pipe)
-    timesteps = E.img2img_timesteps(scheduler, 10, 0.5, CPU)
+    scheduler = D.fresh_scheduler(pipe)
+    timesteps = D.img2img_timesteps(scheduler, 10, 0.5, CPU)
     return clean, scheduler, timesteps
 
 
@@ -92,11 +93,11 @@ def test_identity_denoiser_returns_clean_latents(tiny_pipe: Any, image: Image.Im
     clean, scheduler, timesteps = _identity_setup(tiny_pipe, image)
     assert len(timesteps) == 5
     generator = torch.Generator().manual_seed(1)
-    noisy = E.add_seeded_noise(scheduler, clean, timesteps[:1], generator)
+    noisy = D.add_seeded_noise(scheduler, clean, timesteps[:1], generator)
     assert (noisy - clean).abs().mean() > 10 * clean.abs().mean()  # really noised
     boxes = tile_grid(clean.shape[-2], clean.shape[-1], TILE // 8, OVERLAP // 8)
     weights = blend_weights(TILE // 8, TILE // 8, blend, overlap=OVERLAP // 8)
-    out = E.denoise_tiled(noisy, timesteps, scheduler, identity_denoiser(clean, scheduler.alphas_cumprod),
+    out = D.denoise_tiled(noisy, timesteps, scheduler, identity_denoiser(clean, scheduler.alphas_cumprod),
                           boxes, weights, 2, generator)
     # A doubled accumulator, feathered (un-normalised) borders or a per-tile step would leave
     # noise of order 1 here; clean latents have std ~0.05 on the tiny VAE.
@@ -111,7 +112,7 @@ def test_identity_denoiser_with_dpm_solver(tiny_pipe: Any, image: Image.Image) -
     pipe: Any = StableDiffusionXLPipeline(**{**tiny_pipe.components, "scheduler": dpm})
     pipe.set_progress_bar_config(disable=True)
     clean = E.encode_image(pipe, image, CPU)
-    den = identity_denoiser(clean, E.fresh_scheduler(pipe).alphas_cumprod)
+    den = identity_denoiser(clean, D.fresh_scheduler(pipe).alphas_cumprod)
     out = run_enhance(image, pipe, config(strength=0.5, blend="cosine"), denoiser=den)
     expected = E.decode_latents(pipe, clean)
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(expected, dtype=np.int16))
@@ -120,7 +121,7 @@ def test_identity_denoiser_with_dpm_solver(tiny_pipe: Any, image: Image.Image) -
 
 def test_identity_run_equals_vae_round_trip(tiny_pipe: Any, image: Image.Image) -> None:
     clean = E.encode_image(tiny_pipe, image, CPU)
-    den = identity_denoiser(clean, E.fresh_scheduler(tiny_pipe).alphas_cumprod)
+    den = identity_denoiser(clean, D.fresh_scheduler(tiny_pipe).alphas_cumprod)
     out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
     round_trip = E.decode_latents(tiny_pipe, clean)
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))
@@ -193,35 +194,55 @@ def test_cancel_between_batches(tiny_pipe: Any) -> None:
 def test_auto_batch_size_bounded_and_balanced(tiny_pipe: Any) -> None:
     sdxl = SimpleNamespace(dtype=torch.float16, config=SimpleNamespace(block_out_channels=[320, 640, 1280]))
     # 8K job: 50 tiles of 128x128 latents with CFG; ~1.34 GB estimated per tile.
-    assert E.auto_batch_size(50, 128, sdxl, 2, 80 * 2**30) == 13  # cap 16 -> 4 balanced batches
-    assert E.auto_batch_size(50, 128, sdxl, 2, 4 * 2**30) == 1
-    assert E.auto_batch_size(3, 32, tiny_pipe.unet, 2, 24 * 2**30) == 3
+    assert D.auto_batch_size(50, 128, sdxl, 2, 80 * 2**30) == 13  # cap 16 -> 4 balanced batches
+    assert D.auto_batch_size(50, 128, sdxl, 2, 4 * 2**30) == 1
+    assert D.auto_batch_size(3, 32, tiny_pipe.unet, 2, 24 * 2**30) == 3
     out = run_enhance(smooth_image(512, 256), tiny_pipe, config(batch_size=None, steps=3))
     assert out.size == (512, 256)
 
 
 def test_from_settings_maps_auto_batch() -> None:
-    from ai_wallpaper.config.settings import EnhanceSettings
-
-    cfg = EnhanceConfig.from_settings(EnhanceSettings(), prompt="p", negative_prompt="n", seed=3)
-    assert (cfg.tile, cfg.overlap, cfg.strength, cfg.steps, cfg.batch_size) == (1024, 256, 0.35, 30, None)
-    assert cfg.steps_to_run == 10
+    e = Settings().pipeline.enhance
+    cfg = EnhanceConfig.from_settings(Settings(), prompt="p", negative_prompt="n", seed=3)
+    assert (cfg.tile, cfg.overlap, cfg.strength, cfg.steps) == (e.tile, e.overlap, e.strength, e.steps)
+    assert e.batch_size == "auto" and cfg.batch_size is None
+    assert cfg.steps_to_run == int(e.steps * e.strength)
 
 
 @pytest.mark.parametrize(("over", "message"), [
-    ({"tile": 100}, r"pipeline\.enhance\.tile: must be a positive multiple of 64, got 100; try 64"),
-    ({"overlap": 60}, r"pipeline\.enhance\.overlap: must be a non-negative multiple of 8, got 60; try 56"),
-    ({"overlap": 256}, r"pipeline\.enhance\.overlap: must be less than pipeline\.enhance\.tile \(256\)"),
-    ({"strength": 1.5}, r"pipeline\.enhance\.strength: must be in \[0, 1\], got 1\.5"),
-    ({"steps": 0}, r"pipeline\.enhance\.steps: must be at least 1"),
-    ({"guidance_scale": float("nan")}, r"pipeline\.enhance\.guidance_scale"),
+    ({"tile": 100}, r"pipeline\.enhance\.tile: must be a multiple of 64, got 100; use 64 or 128"),
+    ({"overlap": 60}, r"pipeline\.enhance\.overlap: must be a multiple of 8, got 60; use 56 or 64"),
+    ({"overlap": 256}, r"pipeline\.enhance\.overlap: must be less than tile \(256\), got 256; use at most 248"),
+    ({"strength": 1.5}, r"pipeline\.enhance\.strength: must be <= 1\.0, got 1\.5"),
+    ({"steps": 0}, r"pipeline\.enhance\.steps: must be >= 1"),
+    ({"guidance_scale": float("nan")}, r"pipeline\.enhance\.guidance_scale: must be a finite number, got nan"),
     ({"blend": "box"}, r"pipeline\.enhance\.blend: must be one of gaussian, cosine, got 'box'"),
-    ({"batch_size": 0}, r"pipeline\.enhance\.batch_size: must be >= 1 or 'auto'"),
-    ({"seed": -1}, r"seed must be an integer"),
+    ({"batch_size": 0}, r"pipeline\.enhance\.batch_size: must be >= 1, got 0"),
+    ({"seed": -1}, r"seed: must be an integer from 0 to 2\*\*63-1"),
+    ({"seed": 2**63}, r"seed: must be an integer from 0 to 2\*\*63-1"),
 ])
 def test_bad_config_errors(over: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(**over)
+
+
+def test_bad_config_lists_every_problem_at_once() -> None:
+    with pytest.raises(ValueError) as err:
+        config(tile=100, strength=1.5, blend="box", seed=-1)
+    keys = [line.split(": ")[0].strip(" -") for line in str(err.value).splitlines()[1:]]
+    assert keys == ["seed", "pipeline.enhance.tile", "pipeline.enhance.strength", "pipeline.enhance.blend"]
+
+
+def test_settings_and_stage_share_the_overlap_rule() -> None:
+    from ai_wallpaper.config.settings import settings_from_dict
+    from ai_wallpaper.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as schema:
+        settings_from_dict({"pipeline": {"enhance": {"tile": 256, "overlap": 256}}})
+    with pytest.raises(ValueError) as stage:
+        config(tile=256, overlap=256)
+    expected = "must be less than tile (256), got 256"
+    assert expected in str(schema.value) and expected in str(stage.value)
 
 
 def test_bad_images_and_models(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:
@@ -240,7 +261,7 @@ def test_tiled_vae_path_keeps_identity_and_restores_vae(tiny_pipe: Any,
     monkeypatch.setattr(E, "VAE_UNTILED_MAX_PIXELS", 0)
     image = smooth_image(512, 256)
     clean = E.encode_image(tiny_pipe, image, CPU)
-    den = identity_denoiser(clean, E.fresh_scheduler(tiny_pipe).alphas_cumprod)
+    den = identity_denoiser(clean, D.fresh_scheduler(tiny_pipe).alphas_cumprod)
     out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
     round_trip = E.decode_latents(tiny_pipe, clean)
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))

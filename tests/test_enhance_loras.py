@@ -21,7 +21,7 @@ from tests.test_pipeline import SMALL, write_settings
 
 def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tmp_path: Path,
                                                     tiny_pipe: Any) -> None:
-    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.config.settings import ModelSettings, settings_from_dict
     from ai_wallpaper.render.lora_apply import adapter_names, applied_loras
     from ai_wallpaper.render.model_loading import load_sdxl
     from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
@@ -48,8 +48,9 @@ def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tm
     # The same enhancement by hand, on the upscaled image the run saved, with the stack applied...
     pipe = load_sdxl("builtin:tiny", "base", ModelSettings(device="cpu"), paths_with_models)
     e = SMALL["pipeline"]["enhance"]
-    cfg = EnhanceConfig(prompt=plan.prompt, negative_prompt=plan.negative_prompt, seed=plan.seed, tile=e["tile"],
-                        overlap=e["overlap"], strength=e["strength"], steps=e["steps"])
+    cfg = EnhanceConfig.from_settings(settings_from_dict(settings), prompt=plan.prompt,
+                                      negative_prompt=plan.negative_prompt, seed=plan.seed)
+    assert (cfg.tile, cfg.overlap, cfg.strength, cfg.steps) == (e["tile"], e["overlap"], e["strength"], e["steps"])
     with Image.open(out / STAGE_FILES["upscaled"]) as img:
         upscaled = img.convert("RGB")
     with applied_loras(pipe, plan.loras):

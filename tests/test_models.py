@@ -13,19 +13,13 @@ import pytest
 import torch
 from structlog.testing import capture_logs
 
+from ai_wallpaper.catalog.model_fingerprints import describe_model, file_sha256
+from ai_wallpaper.catalog.model_sources import resolve_source
 from ai_wallpaper.config.settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
-from ai_wallpaper.render.model_loading import (
-    apply_memory_options,
-    choose_device,
-    decide_device,
-    describe_model,
-    file_sha256,
-    load_sdxl,
-    load_upscaler,
-    resolve_source,
-)
+from ai_wallpaper.render.devices import apply_memory_options, choose_device, decide_device
+from ai_wallpaper.render.model_loading import load_sdxl, load_upscaler
 
 TINY = ModelSettings(base="builtin:tiny", refiner="builtin:tiny-refiner", upscaler="builtin:tiny")
 

@@ -42,6 +42,13 @@ def generate(paths: Paths, *extra: str, settings: dict[str, Any] | None = None) 
     return main(["generate", "--config", str(cfg), "--no-wallpaper", "--log-format", "json", *extra])
 
 
+def test_the_stage_table_runs_every_recorded_stage_in_order() -> None:
+    from ai_wallpaper.render.pipeline import STAGE_ORDER, STAGES
+
+    assert tuple(name for name, _ in STAGES) == STAGE_ORDER == tuple(STAGE_FILES)
+    assert all(step.__name__ == f"stage_{name}" for name, step in STAGES)
+
+
 def test_full_chain_saves_every_stage(paths_with_models: Paths, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert generate(paths_with_models, "--save-stages", "--output", str(out)) == 0

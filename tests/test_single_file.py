@@ -17,10 +17,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from ai_wallpaper.catalog.model_sources import resolve_source
 from ai_wallpaper.config.settings import ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
-from ai_wallpaper.render.model_loading import load_sdxl, resolve_source
+from ai_wallpaper.render.model_loading import load_sdxl
 
 _RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
            "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}

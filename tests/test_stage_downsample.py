@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ai_wallpaper.render.stages.downsample import ANCHORS, DownsampleConfig, cover_crop_box, run_downsample
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.vocabulary import ANCHORS
+from ai_wallpaper.render.stages.downsample import DownsampleConfig, cover_crop_box, run_downsample
+
+
+def config(width: int, height: int, anchor: str = "center") -> DownsampleConfig:
+    return dataclasses.replace(DownsampleConfig.from_settings(Settings()), width=width, height=height, anchor=anchor)
 
 
 def scales(box: tuple[float, float, float, float], dst_w: int, dst_h: int) -> tuple[float, float]:
@@ -83,15 +90,15 @@ def test_anchor_decides_which_edge_survives() -> None:
     # A red stripe along the source's left edge: kept with anchor left, cropped away with right.
     source = Image.new("RGB", (1920, 1024), (0, 0, 255))
     ImageDraw.Draw(source).rectangle((0, 0, 60, 1023), fill=(255, 0, 0))
-    kept = np.asarray(run_downsample(source, DownsampleConfig(960, 540, "left")))
-    gone = np.asarray(run_downsample(source, DownsampleConfig(960, 540, "right")))
+    kept = np.asarray(run_downsample(source, config(960, 540, "left")))
+    gone = np.asarray(run_downsample(source, config(960, 540, "right")))
     assert kept[270, 5, 0] > 240 and kept[270, 5, 2] < 15
     assert gone[:, :, 0].max() < 15  # no red anywhere
 
 
 def test_a_circle_stays_a_circle_at_full_size() -> None:
     source = disc_image(7680, 4096, 1600)
-    out = run_downsample(source, DownsampleConfig(3840, 2160, "center"))
+    out = run_downsample(source, config(3840, 2160, "center"))
     assert out.size == (3840, 2160)
     width, height = disc_extent(out)
     expected = 1600 * 2160 / 4096  # 843.75 px
@@ -106,7 +113,7 @@ def test_a_circle_stays_a_circle_at_full_size() -> None:
 def test_would_fail_if_the_image_were_stretched() -> None:
     # Same aspect ratios as 8K -> 4K at a quarter of the size. A plain resize squashes x by 5 %.
     source = disc_image(1920, 1024, 600)
-    ours = disc_extent(run_downsample(source, DownsampleConfig(960, 540)))
+    ours = disc_extent(run_downsample(source, config(960, 540)))
     stretched = disc_extent(source.resize((960, 540), Image.Resampling.LANCZOS))
     assert abs(ours[0] - ours[1]) <= 1
     assert stretched[1] - stretched[0] >= 12  # the metric does see a stretch (300x316 px)
@@ -114,7 +121,7 @@ def test_would_fail_if_the_image_were_stretched() -> None:
 
 def test_upscaling_direction_is_cover_and_crop_too() -> None:
     source = disc_image(960, 512, 200)
-    out = run_downsample(source, DownsampleConfig(3840, 2160))
+    out = run_downsample(source, config(3840, 2160))
     assert out.size == (3840, 2160)
     width, height = disc_extent(out)
     # PIL draws the 200 px disc with inclusive bounds (201 px), hence the 6 px allowance.
@@ -123,17 +130,30 @@ def test_upscaling_direction_is_cover_and_crop_too() -> None:
 
 def test_matching_size_passes_through_untouched() -> None:
     source = disc_image(640, 360, 100)
-    assert run_downsample(source, DownsampleConfig(640, 360)) is source
+    assert run_downsample(source, config(640, 360)) is source
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"width": 0}, "width must be a positive integer"),
-    ({"height": -5}, "height must be a positive integer"),
-    ({"anchor": "middle"}, "anchor must be one of center, top"),
+    ({"width": 0}, r"output\.width: must be >= 64, got 0"),
+    ({"height": 2.5}, r"output\.height: must be an integer, got 2\.5"),
+    ({"anchor": "middle"}, r"output\.anchor: must be one of center, top"),
 ])
 def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        DownsampleConfig(**kwargs)
+        dataclasses.replace(DownsampleConfig.from_settings(Settings()), **kwargs)
+
+
+def test_config_reports_every_problem_at_once() -> None:
+    with pytest.raises(ValueError) as err:
+        DownsampleConfig(width=0, height=99999, anchor="middle")  # type: ignore[arg-type]
+    assert [line.split(":")[0].strip(" -") for line in str(err.value).splitlines()[1:]] == [
+        "output.width", "output.height", "output.anchor"]
+
+
+def test_config_comes_from_the_output_settings() -> None:
+    o = Settings().output
+    assert DownsampleConfig.from_settings(Settings()) == DownsampleConfig(width=o.width, height=o.height,
+                                                                          anchor=o.anchor)
 
 
 def test_cover_crop_box_rejects_bad_input() -> None:

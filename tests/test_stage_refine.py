@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.errors import Cancelled, RunError
 from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
 from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
@@ -16,15 +18,15 @@ W, H, STEPS = 256, 128, 6
 
 
 def refine_cfg(**overrides: Any) -> RefineConfig:
-    base: dict[str, Any] = {"prompt": "a lighthouse at dusk", "negative_prompt": "blurry", "seed": 7,
-                            "steps": STEPS}
-    return RefineConfig(**{**base, **overrides})
+    cfg = RefineConfig.from_settings(Settings(), prompt="a lighthouse at dusk", negative_prompt="blurry", seed=7)
+    return dataclasses.replace(cfg, **{"steps": STEPS, **overrides})
 
 
 def base_latents(pipe: Any, cfg: RefineConfig, progress: Any = None) -> torch.Tensor:
-    t2i = Txt2ImgConfig(prompt=cfg.prompt, negative_prompt=cfg.negative_prompt, seed=cfg.seed,
-                        width=W, height=H, steps=cfg.steps, scheduler=cfg.scheduler,
-                        denoising_end=cfg.base_denoising_end())
+    t2i = Txt2ImgConfig.from_settings(Settings(), prompt=cfg.prompt, negative_prompt=cfg.negative_prompt,
+                                      seed=cfg.seed)
+    t2i = dataclasses.replace(t2i, width=W, height=H, steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                              scheduler=cfg.scheduler, denoising_end=cfg.base_denoising_end())
     result = run_txt2img(pipe, t2i, progress or (lambda s, n: None))
     assert result.latents is not None
     return result.latents
@@ -76,12 +78,12 @@ def test_an_image_instead_of_latents_is_a_clear_error(tiny_refiner_pipe: Any) ->
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"steps": 0}, "steps must be an integer >= 1"),
-    ({"high_noise_frac": 1.0}, "high_noise_frac must be strictly between 0 and 1"),
-    ({"high_noise_frac": 0.0}, "high_noise_frac must be strictly between 0 and 1"),
-    ({"guidance_scale": -0.5}, "guidance_scale must be >= 0"),
-    ({"scheduler": "lms"}, "unknown scheduler 'lms'"),
-    ({"seed": -3}, "seed must be an integer"),
+    ({"steps": 0}, r"pipeline\.refine\.steps: must be >= 1, got 0"),
+    ({"high_noise_frac": 1.0}, r"pipeline\.refine\.high_noise_frac: must be <= 0\.95, got 1\.0"),
+    ({"high_noise_frac": 0.0}, r"pipeline\.refine\.high_noise_frac: must be >= 0\.05, got 0\.0"),
+    ({"guidance_scale": -0.5}, r"pipeline\.txt2img\.guidance_scale: must be >= 0"),
+    ({"scheduler": "lms"}, r"pipeline\.txt2img\.scheduler: must be one of .*got 'lms'"),
+    ({"seed": -3}, "seed: must be an integer from 0"),
 ])
 def test_config_validation(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):

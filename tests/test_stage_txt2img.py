@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SEED_MAX
 from ai_wallpaper.core.errors import Cancelled
-from ai_wallpaper.render.stages.schedulers import SCHEDULER_NAMES, make_scheduler
+from ai_wallpaper.render.stages.schedulers import make_scheduler
 from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
 
 W, H = 256, 128
 
 
 def small(**overrides: Any) -> Txt2ImgConfig:
-    base: dict[str, Any] = {"prompt": "a lighthouse at dusk", "negative_prompt": "blurry", "seed": 7,
-                            "width": W, "height": H, "steps": 6}
-    return Txt2ImgConfig(**{**base, **overrides})
+    cfg = Txt2ImgConfig.from_settings(Settings(), prompt="a lighthouse at dusk", negative_prompt="blurry", seed=7)
+    return dataclasses.replace(cfg, **{"width": W, "height": H, "steps": 6, **overrides})
 
 
 # --- schedulers ----------------------------------------------------------------------------------
@@ -153,15 +155,34 @@ def test_precomputed_embeddings_give_the_same_image_as_the_text(tiny_pipe: Any) 
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"width": 100}, "width must be an integer >= 64 and a multiple of 8"),
-    ({"height": 32}, "height must be an integer >= 64"),
-    ({"steps": 0}, "steps must be an integer >= 1"),
-    ({"guidance_scale": -1.0}, "guidance_scale must be >= 0"),
-    ({"scheduler": "heun"}, "unknown scheduler 'heun'"),
-    ({"denoising_end": 1.0}, "denoising_end must be strictly between 0 and 1"),
-    ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*64 - 1\]"),
-    ({"seed": 2**64}, "seed must be an integer"),
+    ({"width": 100}, r"pipeline\.txt2img\.width: must be a multiple of 8, got 100; use 96 or 104"),
+    ({"height": 32}, r"pipeline\.txt2img\.height: must be >= 64, got 32"),
+    ({"steps": 0}, r"pipeline\.txt2img\.steps: must be >= 1"),
+    ({"steps": 2.5}, r"pipeline\.txt2img\.steps: must be an integer, got 2\.5"),
+    ({"guidance_scale": -1.0}, r"pipeline\.txt2img\.guidance_scale: must be >= 0"),
+    ({"guidance_scale": float("nan")}, r"pipeline\.txt2img\.guidance_scale: must be a finite number, got nan"),
+    ({"scheduler": "heun"}, r"pipeline\.txt2img\.scheduler: must be one of dpmpp_2m_karras, .*got 'heun'"),
+    ({"denoising_end": 1.0}, r"pipeline\.refine\.high_noise_frac: must be <= 0\.95, got 1\.0"),
+    ({"seed": -1}, r"seed: must be an integer from 0 to 2\*\*63-1, got -1"),
+    ({"seed": SEED_MAX + 1}, "seed: must be an integer from 0"),
+    ({"prompt": None}, "prompt: must be a string, got NoneType"),
 ])
 def test_config_validation(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         small(**overrides)
+
+
+def test_config_lists_every_problem_at_once() -> None:
+    with pytest.raises(ValueError) as err:
+        small(width=100, steps=0, scheduler="heun", seed=-1)
+    keys = [line.split(": ")[0].strip(" -") for line in str(err.value).splitlines()[1:]]
+    assert keys == ["seed", "pipeline.txt2img.width", "pipeline.txt2img.steps", "pipeline.txt2img.scheduler"]
+
+
+def test_config_hands_off_to_the_refiner_only_when_there_is_one() -> None:
+    settings = Settings()
+    cfg = Txt2ImgConfig.from_settings(settings, prompt="p", negative_prompt="n", seed=1)
+    assert cfg.denoising_end is None and cfg.steps == settings.pipeline.txt2img.steps
+    with_refiner = dataclasses.replace(settings, models=dataclasses.replace(settings.models, refiner="builtin:x"))
+    cfg = Txt2ImgConfig.from_settings(with_refiner, prompt="p", negative_prompt="n", seed=1)
+    assert cfg.denoising_end == settings.pipeline.refine.high_noise_frac

@@ -3,6 +3,7 @@ run_upscale with the built-in tiny ESRGAN (real spandrel model, CPU)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 from structlog.testing import capture_logs
 
-from ai_wallpaper.core.errors import Cancelled, ModelError, RunError
+from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.core.errors import Cancelled, ConfigError, ModelError, RunError
 from ai_wallpaper.render.stages.common import pil_to_tensor
 from ai_wallpaper.render.stages.upscale import (
     UpscaleConfig,
@@ -31,6 +33,10 @@ TILED_MEAN_ABS_TOL = 1e-4
 
 def nearest4(t: torch.Tensor) -> torch.Tensor:
     return F.interpolate(t, scale_factor=4, mode="nearest")
+
+
+def config(**over: Any) -> UpscaleConfig:
+    return dataclasses.replace(UpscaleConfig.from_settings(Settings()), **over)
 
 
 def random_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -177,9 +183,9 @@ def test_tiny_esrgan_tiled_matches_untiled(tiny_upscaler: Any, h: int, w: int, t
 def test_run_upscale_is_exactly_4x_deterministic_and_ignores_half_on_cpu(tiny_upscaler: Any) -> None:
     image = Image.fromarray((random_image(30, 50)[0].permute(1, 2, 0).numpy() * 255).astype("uint8"))
     progress: list[tuple[int, int]] = []
-    first = run_upscale(image, tiny_upscaler, UpscaleConfig(tile=32, overlap=4, half_precision=True),
+    first = run_upscale(image, tiny_upscaler, config(tile=32, overlap=4, half_precision=True),
                         progress=lambda s, n: progress.append((s, n)))
-    second = run_upscale(image, tiny_upscaler, UpscaleConfig(tile=32, overlap=4, half_precision=False))
+    second = run_upscale(image, tiny_upscaler, config(tile=32, overlap=4, half_precision=False))
     assert first.size == (200, 120)
     assert first.tobytes() == second.tobytes()  # same bits; fp16 is never used on CPU
     assert progress[-1][0] == progress[-1][1] == 2
@@ -201,9 +207,9 @@ def test_run_upscale_pads_to_the_models_size_rules(tiny_upscaler: Any) -> None:
         tiny_upscaler.model, tiny_upscaler.model.state_dict(), tiny_upscaler.architecture,
         purpose="SR", tags=[],
         supports_half=True, supports_bfloat16=True, scale=4, input_channels=3, output_channels=3,
-        size_requirements=SizeRequirements(minimum=16, multiple_of=8), call_fn=call)
+        size_requirements=SizeRequirements(minimum=16, multiple_of=16), call_fn=call)
     image = Image.new("RGB", (37, 13), (200, 40, 90))
-    out = run_upscale(image, strict, UpscaleConfig(tile=36, overlap=4))  # tile rounds down to 32
+    out = run_upscale(image, strict, config(tile=40, overlap=4))  # tile rounds down to 32
     assert out.size == (148, 52)
     assert seen and all(h % 8 == 0 and w % 8 == 0 and h >= 16 and w >= 16 for h, w in seen)
     assert set(seen) == {(16, 32)}  # 13 px rows padded to 16; full 32 px tiles
@@ -214,15 +220,25 @@ def test_run_upscale_pads_to_the_models_size_rules(tiny_upscaler: Any) -> None:
 
 def test_run_upscale_rejects_a_model_of_another_scale(tiny_upscaler: Any) -> None:
     with pytest.raises(ModelError, match="scales by 4x but the pipeline expects 2x"):
-        run_upscale(Image.new("RGB", (8, 8)), tiny_upscaler, UpscaleConfig(scale=2, tile=32, overlap=4))
+        run_upscale(Image.new("RGB", (8, 8)), tiny_upscaler, config(scale=2, tile=32, overlap=4))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"tile": 64, "overlap": 32}, "less than half of tile"),
-    ({"tile": 16}, "tile must be an integer >= 32"),
-    ({"scale": 0}, "scale must be an integer from 1 to 16"),
-    ({"overlap": -1}, "overlap must be an integer >= 0"),
+    ({"tile": 64, "overlap": 32}, r"pipeline\.upscale\.overlap: must be less than half of tile \(64\), got 32"),
+    ({"tile": 16}, r"pipeline\.upscale\.tile: must be >= 32, got 16"),
+    ({"scale": 0}, r"output\.upscale_factor: must be >= 1, got 0"),
+    ({"overlap": -1}, r"pipeline\.upscale\.overlap: must be >= 0, got -1"),
 ])
 def test_config_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        UpscaleConfig(**kwargs)
+        config(**kwargs)
+
+
+def test_tiler_and_settings_share_the_half_tile_rule() -> None:
+    from ai_wallpaper.config.settings import settings_from_dict
+
+    with pytest.raises(ValueError, match="must be less than half of tile") as stage:
+        tiled_upscale(nearest4, random_image(8, 8), 4, 64, 32)
+    with pytest.raises(ConfigError, match="must be less than half of tile") as schema:
+        settings_from_dict({"pipeline": {"upscale": {"tile": 64, "overlap": 32}}})
+    assert "(64), got 32" in str(stage.value) and "(64), got 32" in str(schema.value)

@@ -68,8 +68,10 @@ def test_tile_starts_single_tile_and_errors() -> None:
     assert tile_starts(256, 256, 64) == [0]
     with pytest.raises(ValueError, match=r"tile \(512\) is larger than the image side \(256\)"):
         tile_starts(256, 512, 64)
-    with pytest.raises(ValueError, match="overlap must be in"):
+    with pytest.raises(ValueError, match=r"overlap must be less than tile \(256\), got 256"):
         tile_starts(1024, 256, 256)
+    with pytest.raises(ValueError, match="overlap must be >= 0"):
+        tile_starts(1024, 256, -8)
     with pytest.raises(ValueError, match="tile must be positive"):
         tile_starts(1024, 0, 0)
 
@@ -127,7 +129,8 @@ def test_validate_tiling_accepts_defaults() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ((4096, 7680, 1000, 256), r"pipeline\.enhance\.tile: must be a positive multiple of 64.*try 960"),
     ((4096, 7680, 1024, 252), r"pipeline\.enhance\.overlap: must be a non-negative multiple of 8.*try 248"),
-    ((4096, 7680, 1024, 1024), r"pipeline\.enhance\.overlap: must be less than pipeline\.enhance\.tile"),
+    ((4096, 7680, 1024, 1024),
+     r"pipeline\.enhance\.overlap: must be less than tile \(1024\), got 1024; use at most 1016"),
     ((4100, 7680, 1024, 256), r"image size 7680x4100: both sides must be multiples of 8"),
     ((512, 1024, 1024, 256),
      r"pipeline\.enhance\.tile: 1024 is larger than the image \(1024x512\); use at most 512"),

@@ -14,12 +14,19 @@ from typing import Any, Literal
 
 from ai_wallpaper.config.schema import KeyPath, Source, build_or_raise, load_yaml, option, to_plain
 from ai_wallpaper.config.urls import url_problem
+from ai_wallpaper.config.vocabulary import (
+    SEED_MAX,
+    Anchor,
+    BlendKind,
+    SchedulerName,
+    feather_overlap_problem,
+    tile_overlap_problem,
+)
 
 Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
 # desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
 DesktopSetter = Literal["auto", "none", "gnome", "kde", "xfce", "cinnamon", "mate", "lxqt", "lxde", "sway",
                         "hyprland", "swww", "feh", "xwallpaper", "macos", "windows", "command"]
-Anchor = Literal["center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class Txt2ImgSettings:
     height: int = option(1024, "Base image height in pixels.", min=64, max=4096, multiple_of=8)
     steps: int = option(50, "Denoising steps.", min=1, max=500)
     guidance_scale: float = option(7.5, "Classifier-free guidance (CFG) scale.", min=0.0, max=30.0)
-    scheduler: Literal["dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim"] = option(
+    scheduler: SchedulerName = option(
         "dpmpp_2m_karras", "Sampler. dpmpp_2m_karras = DPM++ 2M with Karras sigmas.")
     negative_prompt: str = option(
         "blurry, low quality, jpeg artifacts, watermark, text, signature, deformed",
@@ -90,10 +97,8 @@ class UpscaleSettings:
     half_precision: bool = option(True, "Run the upscaler in float16 on CUDA (ignored on CPU).")
 
     def check(self) -> Check:
-        if self.overlap * 2 >= self.tile:
-            return [(("overlap",), f"must be less than half of tile ({self.tile}), got {self.overlap}",
-                     "lower overlap or raise tile")]
-        return []
+        problem = feather_overlap_problem(self.tile, self.overlap)
+        return [(("overlap",), *problem)] if problem else []
 
 
 @dataclass(frozen=True)
@@ -105,15 +110,13 @@ class EnhanceSettings:
     strength: float = option(0.35, "How much to repaint: 0 keeps the image, 1 ignores it.", min=0.0, max=1.0)
     steps: int = option(30, "Nominal steps; about strength x steps are actually run.", min=1, max=500)
     guidance_scale: float = option(5.0, "CFG scale for the detail pass.", min=0.0, max=30.0)
-    blend: Literal["gaussian", "cosine"] = option("gaussian", "Weight profile used to blend tile noise predictions.")
+    blend: BlendKind = option("gaussian", "Weight profile used to blend tile noise predictions.")
     batch_size: int | Literal["auto"] = option(
         "auto", "Tiles per UNet call; auto picks from free memory. Does not change the result.", min=1, max=64)
 
     def check(self) -> Check:
-        if self.overlap >= self.tile:
-            return [(("overlap",), f"must be less than tile ({self.tile}), got {self.overlap}",
-                     f"use at most {self.tile - 8}")]
-        return []
+        problem = tile_overlap_problem(self.tile, self.overlap)
+        return [(("overlap",), *problem)] if problem else []
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ class LoggingSettings:
 @dataclass(frozen=True)
 class Settings:
     seed: int | None = option(None, "Fixed seed for every run; null = a new random seed each run.", min=0,
-                              max=2**63 - 1)
+                              max=SEED_MAX)
     prompt: str | None = option(None, "Fixed prompt; null = pick a theme each run.")
     models: ModelSettings = option(factory=ModelSettings, doc="Which models to load and how.")
     pipeline: PipelineSettings = option(factory=PipelineSettings, doc="The generation stages.")

@@ -1,4 +1,5 @@
-"""The words the config files may use, written once: the settings schema, themes.yaml's checks, the
+"""The words the config files may use, and the rules both the settings schema and the render stages
+check (the seed bound, tile overlaps), written once: the settings schema, themes.yaml's checks, the
 mood, the LoRA selector and the render stages all import them from here."""
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ def seed_problem(seed: object) -> str | None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         return f"must be an integer from 0 to 2**63-1, got {seed!r}"
     return None
+
+
+# --- tiling rules: the settings schema and the render stages both call these ------------------------
+def tile_overlap_problem(tile: int, overlap: int) -> tuple[str, str] | None:
+    """(problem, fix) when tiles of `tile` px overlapping by `overlap` px cannot tile an image, else None.
+
+    Tiles start every tile - overlap px, so an overlap as large as the tile never advances.
+    """
+    if overlap < tile:
+        return None
+    return f"must be less than tile ({tile}), got {overlap}", f"use at most {tile - 8}"
+
+
+def feather_overlap_problem(tile: int, overlap: int) -> tuple[str, str] | None:
+    """(problem, fix) when a tile's two feathered sides would overlap each other, else None.
+
+    The upscaler ramps a tile's weight over `overlap` px on each side that meets a neighbour; two
+    ramps longer than half the tile would cross and leave no full-weight middle.
+    """
+    if 2 * overlap < tile:
+        return None
+    return f"must be less than half of tile ({tile}), got {overlap}", "lower overlap or raise tile"
 
 
 @dataclass(frozen=True)

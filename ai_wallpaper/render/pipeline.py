@@ -7,28 +7,30 @@ time and peak memory per stage, and writes the final PNG with its metadata.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
-from ai_wallpaper.config.settings import ModelSettings, Settings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import RunError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.progress import PeakMemory, StageProgress
+from ai_wallpaper.render.model_holder import ModelHolder, describe_models
 from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory
+from ai_wallpaper.render.run_record import StageRecord
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
+from ai_wallpaper.render.stages.tiling import tiling_problems
 from ai_wallpaper.scene.plan import LoraChoice, Plan
 
 if TYPE_CHECKING:
     from PIL import Image
 
 logger = log.get(__name__)
-STAGE_ORDER = tuple(STAGE_FILES)  # base, refined, upscaled, enhanced, final
+STAGE_ORDER = tuple(STAGE_FILES)  # base, refined, upscaled, enhanced, final; STAGES runs them in this order
 
 
 @dataclass(frozen=True)
@@ -38,74 +40,37 @@ class PipelineOptions:
     cancel: CancelCheck = never_cancel
 
 
+class Prompting(TypedDict):
+    """What the plan hands every diffusion stage's config besides the settings."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+
+
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
     final: Path
-    stages: dict[str, Any]
+    stages: dict[str, StageRecord]
     seconds: float
-
-
-class ModelHolder:
-    """Loads each model on first use and frees it when the pipeline no longer needs it."""
-
-    def __init__(self, models: ModelSettings, paths: Paths, *, upscaler_half: bool = True) -> None:
-        self.settings, self.paths = models, paths
-        self.upscaler_half = upscaler_half
-        self._loaded: dict[str, Any] = {}
-
-    def get(self, role: str) -> Any:
-        if role not in self._loaded:
-            from ai_wallpaper.render import model_loading as models
-
-            spec = getattr(self.settings, role)
-            started = time.monotonic()
-            if role == "upscaler":
-                self._loaded[role] = models.load_upscaler(spec, self.settings, self.paths, half=self.upscaler_half)
-            elif role == "refiner":
-                # Shares text_encoder_2 and the VAE with the base when they are byte-identical.
-                self._loaded[role] = models.load_sdxl(spec, "refiner", self.settings, self.paths,
-                                                      share_with=self._loaded.get("base"))
-            else:
-                self._loaded[role] = models.load_sdxl(spec, "base", self.settings, self.paths)
-            logger.info("model loaded", role=role, spec=spec, seconds=round(time.monotonic() - started, 2))
-        return self._loaded[role]
-
-    def release(self, role: str) -> None:
-        if self._loaded.pop(role, None) is not None:
-            gc.collect()
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
 
 
 def check_sizes(settings: Settings, plan: Plan) -> None:
     """Everything that would fail late, checked before any model loads."""
     base, up = plan.base_size, plan.upscaled_size
-    f = settings.output.upscale_factor
+    t, f = settings.pipeline.txt2img, settings.output.upscale_factor
     problems = []
+    # The stage configs take their sizes from the settings; the plan recorded what they must give.
+    if (base.width, base.height) != (t.width, t.height):
+        problems.append(f"base size {base} is not pipeline.txt2img {t.width}x{t.height}")
     if (base.width * f, base.height * f) != (up.width, up.height):
         problems.append(f"upscaled size {up} is not base size {base} x output.upscale_factor {f}")
     enh = settings.pipeline.enhance
     if enh.enabled:
-        from ai_wallpaper.render.stages.tiling import validate_tiling
-
-        try:
-            validate_tiling(up.height, up.width, enh.tile, enh.overlap)
-        except ValueError as exc:
-            problems.append(str(exc))
+        problems += tiling_problems(up.height, up.width, enh.tile, enh.overlap)
     if problems:
         raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
-
-
-def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
-    """Model identities (kind, location, file hashes) for run.json."""
-    from ai_wallpaper.render import model_loading as loading
-
-    roles = {"base": models.base, "refiner": models.refiner, "upscaler": models.upscaler}
-    return {role: loading.describe_model(loading.resolve_source(spec, role, models, paths))  # type: ignore[arg-type]
-            for role, spec in roles.items() if spec}
 
 
 def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
@@ -129,12 +94,14 @@ def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
 
 
 class _Runner:
-    """State of one pipeline run; each `_stage_*` method is one numbered step."""
+    """State of one pipeline run; each `stage_*` method is one numbered step, run through STAGES."""
 
     def __init__(self, run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> None:
         self.run, self.settings, self.opts = run, settings, opts
         self.plan = run.plan
         self.models = ModelHolder(settings.models, paths, upscaler_half=settings.pipeline.upscale.half_precision)
+        self.prompting = Prompting(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt,
+                                   seed=self.plan.seed)
         self.current: Image.Image | None = None
         self.latents: Any = None
         self.refine = settings.models.refiner is not None
@@ -175,8 +142,8 @@ class _Runner:
         if self.current is not None:
             return self.current
         for previous in reversed(STAGE_ORDER[: STAGE_ORDER.index(stage)]):
-            entry = self.run.record["stages"].get(previous, {})
-            if entry.get("status") == "done":
+            entry = self.run.record.stages.get(previous)
+            if entry is not None and entry.status == "done":
                 self.current = self.run.load_image(previous)
                 return self.current
         raise RunError(f"no completed stage before {stage} in {self.run.path}")
@@ -186,11 +153,7 @@ class _Runner:
         from ai_wallpaper.render.lora_apply import applied_loras
         from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
 
-        t = self.settings.pipeline.txt2img
-        cfg = Txt2ImgConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
-                            width=self.plan.base_size.width, height=self.plan.base_size.height, steps=t.steps,
-                            guidance_scale=t.guidance_scale, scheduler=t.scheduler,
-                            denoising_end=self.settings.pipeline.refine.high_noise_frac if self.refine else None)
+        cfg = Txt2ImgConfig.from_settings(self.settings, **self.prompting)
         with self.stage("base") as progress:
             pipe = self.models.get("base")
             with applied_loras(pipe, self.plan.loras):
@@ -214,10 +177,7 @@ class _Runner:
         if not self.refine:
             self.run.mark_stage("refined", status="skipped", reason="models.refiner is null")
             return
-        r, t = self.settings.pipeline.refine, self.settings.pipeline.txt2img
-        cfg = RefineConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
-                           steps=r.steps or t.steps, high_noise_frac=r.high_noise_frac,
-                           guidance_scale=t.guidance_scale, scheduler=t.scheduler)
+        cfg = RefineConfig.from_settings(self.settings, **self.prompting)
         latents = self.latents if self.latents is not None else self.run.load_latents()
         with self.stage("refined") as progress:
             image = run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
@@ -230,14 +190,13 @@ class _Runner:
     def stage_upscaled(self) -> None:
         from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
 
-        u, factor = self.settings.pipeline.upscale, self.settings.output.upscale_factor
+        cfg = UpscaleConfig.from_settings(self.settings)
         source = self.input_image("upscaled")
         with self.stage("upscaled") as progress:
             model = self.models.get("upscaler")
-            if int(model.scale) != factor:
-                raise RunError(f"models.upscaler is a {model.scale}x model but output.upscale_factor is {factor}",
-                               hint=f"set output.upscale_factor: {model.scale} or use a {factor}x upscaler")
-            cfg = UpscaleConfig(scale=factor, tile=u.tile, overlap=u.overlap, half_precision=u.half_precision)
+            if int(model.scale) != cfg.scale:
+                raise RunError(f"models.upscaler is a {model.scale}x model but output.upscale_factor is {cfg.scale}",
+                               hint=f"set output.upscale_factor: {model.scale} or use a {cfg.scale}x upscaler")
             image = run_upscale(source, model, cfg, progress, self.opts.cancel)
             self.models.release("upscaler")
         expected = (self.plan.upscaled_size.width, self.plan.upscaled_size.height)
@@ -250,15 +209,11 @@ class _Runner:
         from ai_wallpaper.render.lora_apply import applied_loras
         from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 
-        e = self.settings.pipeline.enhance
-        if not e.enabled:
+        if not self.enhance:
             self.run.mark_stage("enhanced", status="skipped", reason="pipeline.enhance.enabled is false")
             return
         source = self.input_image("enhanced")
-        cfg = EnhanceConfig(prompt=self.plan.prompt, negative_prompt=self.plan.negative_prompt, seed=self.plan.seed,
-                            tile=e.tile, overlap=e.overlap, strength=e.strength, steps=e.steps,
-                            guidance_scale=e.guidance_scale, blend=e.blend,
-                            batch_size=None if e.batch_size == "auto" else int(e.batch_size))
+        cfg = EnhanceConfig.from_settings(self.settings, **self.prompting)
         with self.stage("enhanced") as progress:
             pipe = self.models.get("base")
             # The same stack as the base stage: its trigger words are in the prompt, and a style LoRA
@@ -272,11 +227,21 @@ class _Runner:
     def stage_final(self) -> None:
         from ai_wallpaper.render.stages.downsample import DownsampleConfig, run_downsample
 
-        o = self.settings.output
+        cfg = DownsampleConfig.from_settings(self.settings)
         source = self.input_image("final")
         with self.stage("final"):
-            image = run_downsample(source, DownsampleConfig(width=o.width, height=o.height, anchor=o.anchor))
-        self.done("final", image, o.final_compress_level)
+            image = run_downsample(source, cfg)
+        self.done("final", image, self.settings.output.final_compress_level)
+
+
+# The stages in run order, each with the step that runs it (STAGE_ORDER names the same five).
+STAGES: tuple[tuple[str, Callable[[_Runner], None]], ...] = (
+    ("base", _Runner.stage_base),
+    ("refined", _Runner.stage_refined),
+    ("upscaled", _Runner.stage_upscaled),
+    ("enhanced", _Runner.stage_enhanced),
+    ("final", _Runner.stage_final),
+)
 
 
 def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> RunResult:
@@ -285,21 +250,20 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
     runner = _Runner(run, settings, paths, opts)
     # 0. everything checkable without models
     check_sizes(settings, runner.plan)
-    if not run.record.get("models"):
-        run.record["models"] = describe_models(settings.models, paths)
+    if not run.record.models:
+        run.record.models = describe_models(settings.models, paths)
         run.save()
     if runner.plan.self_test:
         logger.warning("self-test model: random weights, the images are not meaningful")
-    for name in STAGE_ORDER:
+    for name, step in STAGES:
         if run.stage_done(name):
             logger.info("stage already complete, resuming after it", stage=name)
             continue
         raise_if_cancelled(opts.cancel)
-        getattr(runner, f"stage_{name}")()
-    for role in ("base", "refiner", "upscaler"):
-        runner.models.release(role)
+        step(runner)
+    runner.models.release_all()
     if not opts.save_stages:
         run.remove_intermediates()
     final = run.stage_path("final")
     run.finish("success", final=final, kept_intermediates=opts.save_stages)
-    return RunResult(run.path, final, dict(run.record["stages"]), time.monotonic() - started)
+    return RunResult(run.path, final, dict(run.record.stages), time.monotonic() - started)

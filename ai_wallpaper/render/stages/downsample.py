@@ -9,38 +9,33 @@ the target and the excess is cropped on the side the anchor says. Crop and scale
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
+from ai_wallpaper.config.settings import OutputSettings, Settings
+from ai_wallpaper.config.vocabulary import ANCHORS, Anchor
 from ai_wallpaper.core import log
+from ai_wallpaper.render.stages.common import StageConfig, bound_problems, choice_problems
 
 if TYPE_CHECKING:
     from PIL import Image
 
 logger = log.get(__name__)
 
-Anchor = Literal[
-    "center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right"
-]
-ANCHORS: tuple[str, ...] = get_args(Anchor)
-
 
 @dataclass(frozen=True)
-class DownsampleConfig:
-    width: int = 3840
-    height: int = 2160
-    anchor: Anchor = "center"
+class DownsampleConfig(StageConfig):
+    width: int
+    height: int
+    anchor: Anchor
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DownsampleConfig:
+        o = settings.output
+        return cls(width=o.width, height=o.height, anchor=o.anchor)
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, the bad value and the rule."""
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"downsample {name} must be a positive integer, got {value!r}")
-        if self.anchor not in ANCHORS:
-            raise ValueError(f"downsample anchor must be one of {', '.join(ANCHORS)}, got {self.anchor!r}")
+    def problems(self) -> list[str]:
+        return [*bound_problems(OutputSettings, "output", {"width": self.width, "height": self.height}),
+                *choice_problems("output.anchor", self.anchor, ANCHORS)]
 
 
 def _anchor_fractions(anchor: str) -> tuple[float, float]:

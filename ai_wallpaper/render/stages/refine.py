@@ -15,11 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ai_wallpaper.config.settings import RefineSettings, Settings, Txt2ImgSettings
+from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SchedulerName
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import RunError
-from ai_wallpaper.render.stages.common import CancelCheck, Progress, never_cancel, no_progress, raise_if_cancelled
-from ai_wallpaper.render.stages.schedulers import SchedulerName, check_scheduler_name, make_scheduler
-from ai_wallpaper.render.stages.txt2img import check_seed, prompt_kwargs, step_callback
+from ai_wallpaper.render.stages.common import (
+    CancelCheck,
+    Progress,
+    StageConfig,
+    bound_problems,
+    choice_problems,
+    never_cancel,
+    no_progress,
+    prompt_problems,
+    raise_if_cancelled,
+)
+from ai_wallpaper.render.stages.schedulers import make_scheduler
+from ai_wallpaper.render.stages.txt2img import prompt_kwargs, step_callback
 
 if TYPE_CHECKING:
     import torch
@@ -29,29 +41,28 @@ logger = log.get(__name__)
 
 
 @dataclass(frozen=True)
-class RefineConfig:
+class RefineConfig(StageConfig):
     prompt: str
     negative_prompt: str
     seed: int
     steps: int
-    high_noise_frac: float = 0.8
-    guidance_scale: float = 7.5
-    scheduler: SchedulerName = "dpmpp_2m_karras"
+    high_noise_frac: float
+    # The refiner finishes the base's schedule, so it samples with the base's guidance and scheduler.
+    guidance_scale: float
+    scheduler: SchedulerName
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @classmethod
+    def from_settings(cls, settings: Settings, *, prompt: str, negative_prompt: str, seed: int) -> RefineConfig:
+        r, t = settings.pipeline.refine, settings.pipeline.txt2img
+        return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=r.steps or t.steps,
+                   high_noise_frac=r.high_noise_frac, guidance_scale=t.guidance_scale, scheduler=t.scheduler)
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, the bad value and the rule."""
-        check_seed(self.seed)
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"refine steps must be an integer >= 1, got {self.steps!r}")
-        if not 0.0 < self.high_noise_frac < 1.0:
-            raise ValueError(
-                f"refine high_noise_frac must be strictly between 0 and 1, got {self.high_noise_frac!r}")
-        if self.guidance_scale < 0:
-            raise ValueError(f"refine guidance_scale must be >= 0, got {self.guidance_scale!r}")
-        check_scheduler_name(self.scheduler)
+    def problems(self) -> list[str]:
+        return [*prompt_problems(self.prompt, self.negative_prompt, self.seed),
+                *bound_problems(RefineSettings, "pipeline.refine",
+                                {"steps": self.steps, "high_noise_frac": self.high_noise_frac}),
+                *bound_problems(Txt2ImgSettings, "pipeline.txt2img", {"guidance_scale": self.guidance_scale}),
+                *choice_problems("pipeline.txt2img.scheduler", self.scheduler, SCHEDULER_NAMES)]
 
     def base_denoising_end(self) -> float:
         """What the base stage's `Txt2ImgConfig.denoising_end` must be for this refiner run."""

@@ -7,16 +7,9 @@ builds its own from the pipe's scheduler *config* instead of reusing `pipe.sched
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
-SchedulerName = Literal["dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim"]
-SCHEDULER_NAMES: tuple[str, ...] = get_args(SchedulerName)
-
-
-def check_scheduler_name(name: str) -> None:
-    """Raise a ValueError naming the choices when `name` is not a known sampler."""
-    if name not in SCHEDULER_NAMES:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULER_NAMES)}")
+from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SchedulerName
 
 
 def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> Any:
@@ -27,7 +20,8 @@ def make_scheduler(name: SchedulerName, base_config: Mapping[str, Any]) -> Any:
     timestep spacing the model was trained with; only the sampling algorithm changes here.
     """
     # 1. Reject unknown names before importing diffusers (cheap, precise error).
-    check_scheduler_name(name)
+    if name not in SCHEDULER_NAMES:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULER_NAMES)}")
     from diffusers import (
         DDIMScheduler,
         DPMSolverMultistepScheduler,

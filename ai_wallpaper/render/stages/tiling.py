@@ -15,16 +15,16 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ai_wallpaper.config.vocabulary import BLEND_KINDS, BlendKind, tile_overlap_problem
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-BlendKind = Literal["gaussian", "cosine"]
-BLEND_KINDS: tuple[str, ...] = ("gaussian", "cosine")
 # Mixture-of-Diffusers' Gaussian: variance 0.01 of the tile size (sigma = 0.1 tile). Narrow
 # enough that a tile's weight at its own edge is ~4e-6 of its centre (no visible step where a
 # tile ends), wide enough that the hand-over between neighbours is smooth, never a hard cut.
@@ -65,8 +65,10 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """
     if tile <= 0:
         raise ValueError(f"tile must be positive, got {tile}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    if problem := tile_overlap_problem(tile, overlap):
+        raise ValueError(f"overlap {problem[0]}")
     if length <= 0:
         raise ValueError(f"length must be positive, got {length}")
     if tile > length:
@@ -86,7 +88,7 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[TileBox]
     return [TileBox(y, x, tile, tile) for y in ys for x in xs]
 
 
-def _profile(n: int, kind: str, ramp: int, sigma: float) -> np.ndarray:
+def _profile(n: int, kind: BlendKind, ramp: int, sigma: float) -> np.ndarray:
     """1-D weight profile over n samples, evaluated at sample centres (so never exactly 0)."""
     centres = (np.arange(n, dtype=np.float64) + 0.5)
     if kind == "gaussian":
@@ -104,7 +106,7 @@ def _profile(n: int, kind: str, ramp: int, sigma: float) -> np.ndarray:
     raise ValueError(f"blend kind must be one of {', '.join(BLEND_KINDS)}, got {kind!r}")
 
 
-def blend_weights_np(tile_h: int, tile_w: int, kind: str = "gaussian", *, overlap: int = 0,
+def blend_weights_np(tile_h: int, tile_w: int, kind: BlendKind = "gaussian", *, overlap: int = 0,
                      sigma: float = DEFAULT_GAUSSIAN_SIGMA) -> np.ndarray:
     """(tile_h, tile_w) float32 weights, strictly positive. `overlap` (same unit as the tile)
     sets the cosine ramp length; `sigma` is the Gaussian's std as a fraction of the tile side."""
@@ -116,7 +118,7 @@ def blend_weights_np(tile_h: int, tile_w: int, kind: str = "gaussian", *, overla
     return weights.astype(np.float32)
 
 
-def blend_weights(tile_h: int, tile_w: int, kind: str = "gaussian", *, overlap: int = 0,
+def blend_weights(tile_h: int, tile_w: int, kind: BlendKind = "gaussian", *, overlap: int = 0,
                   sigma: float = DEFAULT_GAUSSIAN_SIGMA) -> torch.Tensor:
     """`blend_weights_np` as a CPU float32 torch tensor."""
     import torch
@@ -134,6 +136,13 @@ def weight_sum_np(height: int, width: int, boxes: Sequence[TileBox], weights: np
 
 def validate_tiling(image_h: int, image_w: int, tile: int, overlap: int, scale_factor: int = 8) -> None:
     """Raise one ValueError listing every problem with this tiling, each naming the setting and a fix."""
+    problems = tiling_problems(image_h, image_w, tile, overlap, scale_factor)
+    if problems:
+        raise ValueError("invalid enhancement tiling:\n  - " + "\n  - ".join(problems))
+
+
+def tiling_problems(image_h: int, image_w: int, tile: int, overlap: int, scale_factor: int = 8) -> list[str]:
+    """What `validate_tiling` reports: the rules that depend on the image and the VAE's scale factor."""
     problems: list[str] = []
     tile_multiple = 8 * scale_factor  # the latent tile must be a multiple of 8 (UNet downsampling)
     if tile <= 0 or tile % tile_multiple:
@@ -144,9 +153,8 @@ def validate_tiling(image_h: int, image_w: int, tile: int, overlap: int, scale_f
         problems.append(f"pipeline.enhance.overlap: must be a non-negative multiple of {scale_factor} "
                         f"(whole latent pixels), got {overlap}; "
                         f"try {max(0, overlap // scale_factor * scale_factor)}")
-    if overlap >= tile:
-        problems.append(f"pipeline.enhance.overlap: must be less than pipeline.enhance.tile ({tile}), "
-                        f"got {overlap}; try {tile // 4 // scale_factor * scale_factor}")
+    if problem := tile_overlap_problem(tile, overlap):
+        problems.append(f"pipeline.enhance.overlap: {problem[0]}; {problem[1]}")
     if image_h % scale_factor or image_w % scale_factor:
         problems.append(f"image size {image_w}x{image_h}: both sides must be multiples of {scale_factor} "
                         "(the VAE's scale factor); fix the upscaled size (base size x output.upscale_factor)")
@@ -154,8 +162,7 @@ def validate_tiling(image_h: int, image_w: int, tile: int, overlap: int, scale_f
         fit = min(image_h, image_w) // tile_multiple * tile_multiple
         problems.append(f"pipeline.enhance.tile: {tile} is larger than the image ({image_w}x{image_h}); "
                         f"use at most {fit}")
-    if problems:
-        raise ValueError("invalid enhancement tiling:\n  - " + "\n  - ".join(problems))
+    return problems
 
 
 def fit_tile(image_h: int, image_w: int, tile: int, overlap: int, scale_factor: int = 8) -> tuple[int, int]:

@@ -17,17 +17,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ai_wallpaper.config.settings import RefineSettings, Settings, Txt2ImgSettings
+from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SchedulerName
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import Cancelled
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
+    StageConfig,
+    bound_problems,
+    choice_problems,
     latent_normalisation,
     never_cancel,
     no_progress,
+    prompt_problems,
     raise_if_cancelled,
 )
-from ai_wallpaper.render.stages.schedulers import SchedulerName, check_scheduler_name, make_scheduler
+from ai_wallpaper.render.stages.schedulers import make_scheduler
 
 if TYPE_CHECKING:
     import torch
@@ -39,46 +45,37 @@ logger = log.get(__name__)
 EMBED_KEYS = frozenset(
     {"prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"}
 )
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts [0, 2**64 - 1] for non-negative seeds
-
-
-def check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, 2**64 - 1], got {seed!r}")
 
 
 @dataclass(frozen=True)
-class Txt2ImgConfig:
+class Txt2ImgConfig(StageConfig):
     prompt: str
     negative_prompt: str
     seed: int
-    width: int = 1920
-    height: int = 1024
-    steps: int = 50
-    guidance_scale: float = 7.5
-    scheduler: SchedulerName = "dpmpp_2m_karras"
-    # Set (e.g. 0.8) to stop early and return latents for the refiner (ensemble of experts).
-    denoising_end: float | None = None
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    scheduler: SchedulerName
+    # With a refiner the base stops at this fraction and hands latents over (ensemble of experts).
+    denoising_end: float | None
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @classmethod
+    def from_settings(cls, settings: Settings, *, prompt: str, negative_prompt: str, seed: int) -> Txt2ImgConfig:
+        t = settings.pipeline.txt2img
+        handoff = settings.pipeline.refine.high_noise_frac if settings.models.refiner is not None else None
+        return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, width=t.width, height=t.height,
+                   steps=t.steps, guidance_scale=t.guidance_scale, scheduler=t.scheduler, denoising_end=handoff)
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, the bad value and the rule."""
-        check_seed(self.seed)
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 64 or value % 8:
-                raise ValueError(f"txt2img {name} must be an integer >= 64 and a multiple of 8 "
-                                 f"(the VAE works on 8x8 blocks), got {value!r}")
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"txt2img steps must be an integer >= 1, got {self.steps!r}")
-        if self.guidance_scale < 0:
-            raise ValueError(f"txt2img guidance_scale must be >= 0, got {self.guidance_scale!r}")
-        check_scheduler_name(self.scheduler)
-        if self.denoising_end is not None and not 0.0 < self.denoising_end < 1.0:
-            raise ValueError(f"txt2img denoising_end must be strictly between 0 and 1 (or None), "
-                             f"got {self.denoising_end!r}")
+    def problems(self) -> list[str]:
+        found = [*prompt_problems(self.prompt, self.negative_prompt, self.seed),
+                 *bound_problems(Txt2ImgSettings, "pipeline.txt2img",
+                                 {"width": self.width, "height": self.height, "steps": self.steps,
+                                  "guidance_scale": self.guidance_scale}),
+                 *choice_problems("pipeline.txt2img.scheduler", self.scheduler, SCHEDULER_NAMES)]
+        if self.denoising_end is not None:
+            found += bound_problems(RefineSettings, "pipeline.refine", {"high_noise_frac": self.denoising_end})
+        return found
 
 
 @dataclass(frozen=True)

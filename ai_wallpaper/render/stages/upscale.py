@@ -23,12 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ai_wallpaper.config.settings import OutputSettings, Settings, UpscaleSettings
+from ai_wallpaper.config.vocabulary import feather_overlap_problem
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError, RunError
 from ai_wallpaper.render.stages import tiling
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
+    StageConfig,
+    bound_problems,
     never_cancel,
     no_progress,
     pil_to_tensor,
@@ -48,26 +52,25 @@ TileFn = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
-class UpscaleConfig:
-    scale: int = 4
-    tile: int = 512  # input pixels
-    overlap: int = 32  # input pixels, feathered
-    half_precision: bool = True  # float16 on CUDA when the model supports it; ignored on CPU
+class UpscaleConfig(StageConfig):
+    scale: int
+    tile: int  # input pixels
+    overlap: int  # input pixels, feathered
+    half_precision: bool  # float16 on CUDA when the model supports it; ignored on CPU
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpscaleConfig:
+        u = settings.pipeline.upscale
+        return cls(scale=settings.output.upscale_factor, tile=u.tile, overlap=u.overlap,
+                   half_precision=u.half_precision)
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field, the bad value and the rule."""
-        if not isinstance(self.scale, int) or not 1 <= self.scale <= 16:
-            raise ValueError(f"upscale scale must be an integer from 1 to 16, got {self.scale!r}")
-        if not isinstance(self.tile, int) or self.tile < 32:
-            raise ValueError(f"upscale tile must be an integer >= 32 (input pixels), got {self.tile!r}")
-        if not isinstance(self.overlap, int) or self.overlap < 0:
-            raise ValueError(f"upscale overlap must be an integer >= 0, got {self.overlap!r}")
-        if 2 * self.overlap >= self.tile:
-            raise ValueError(f"upscale overlap ({self.overlap}) must be less than half of tile "
-                             f"({self.tile}): otherwise a tile's two feathered sides overlap each other")
+    def problems(self) -> list[str]:
+        found = [*bound_problems(OutputSettings, "output", {"upscale_factor": self.scale}),
+                 *bound_problems(UpscaleSettings, "pipeline.upscale", {"tile": self.tile, "overlap": self.overlap})]
+        whole = not any(isinstance(v, bool) or not isinstance(v, int) for v in (self.tile, self.overlap))
+        if whole and (problem := feather_overlap_problem(self.tile, self.overlap)):
+            found.append(f"pipeline.upscale.overlap: {problem[0]}; {problem[1]}")
+        return found
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -123,9 +126,10 @@ def tiled_upscale(
 
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"tiled_upscale expects a (1, C, H, W) tensor, got {tuple(image.shape)}")
-    if tile < 1 or overlap < 0 or 2 * overlap >= tile:
-        raise ValueError(f"tiled_upscale needs tile >= 1 and 0 <= overlap < tile / 2, got tile={tile}, "
-                         f"overlap={overlap}")
+    if tile < 1 or overlap < 0:
+        raise ValueError(f"tiled_upscale needs tile >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
+    if problem := feather_overlap_problem(tile, overlap):
+        raise ValueError(f"tiled_upscale overlap {problem[0]}")
     while True:
         # 1. Try the whole image at the current tile size.
         try:
