@@ -113,7 +113,7 @@ def tiny_upscaler(tiny_upscaler_file: Path) -> Any:
 @pytest.fixture
 def daemons(tmp_path: Path, paths: Paths) -> Iterator[Callable[..., Any]]:
     """Start daemon subprocesses on `paths` (tests.test_daemon.DaemonProcess); all are stopped afterwards."""
-    from tests.test_daemon import DaemonProcess
+    from tests.service.test_daemon import DaemonProcess
 
     started: list[DaemonProcess] = []
 

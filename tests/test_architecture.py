@@ -91,3 +91,9 @@ def _try_of(path: Path, handler: ast.ExceptHandler) -> ast.AST:
         if isinstance(node, ast.Try) and any(h.lineno == handler.lineno for h in node.handlers):
             return ast.Module(body=node.body, type_ignores=[])
     return ast.Module(body=[], type_ignores=[])
+
+
+def test_tests_mirror_the_wings() -> None:
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert folders == set(ALLOWED), "tests/<wing>/ holds the tests of ai_wallpaper/<wing>/"

@@ -9,8 +9,9 @@ from typing import Any
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import lora_dir, lora_library_file, runs_dir, themes_file
 from ai_wallpaper.config.sample import render_sample
-from ai_wallpaper.config.schema import Source, build, load_yaml
+from ai_wallpaper.config.schema import Source, build
 from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.yaml_loading import load_yaml
 from ai_wallpaper.core.errors import ConfigError, ExitCode
 
 SAMPLE_HEADER = (

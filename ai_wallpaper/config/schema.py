@@ -21,9 +21,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from ai_wallpaper.config.problems import MAX_LISTED, Collector, KeyPath, Problem, Source, dotted
 from ai_wallpaper.config.problems import key_name as _name
 from ai_wallpaper.config.problems import show as _show
-from ai_wallpaper.config.sample import render_sample, to_plain  # noqa: F401 - re-exported: the schema's API
 from ai_wallpaper.config.sample import type_name as _type_name
-from ai_wallpaper.config.yaml_loading import load_yaml, parse_yaml  # noqa: F401 - re-exported for the loaders
 from ai_wallpaper.core.errors import ConfigError
 
 T = TypeVar("T")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ai_wallpaper.config.schema import KeyPath, Source, build_or_raise, load_yaml, option, to_plain
+from ai_wallpaper.config.sample import to_plain
+from ai_wallpaper.config.schema import KeyPath, Source, build_or_raise, option
 from ai_wallpaper.config.urls import url_problem
 from ai_wallpaper.config.vocabulary import (
     SEED_MAX,
@@ -20,8 +21,10 @@ from ai_wallpaper.config.vocabulary import (
     BlendKind,
     SchedulerName,
     feather_overlap_problem,
+    tile_fit_problem,
     tile_overlap_problem,
 )
+from ai_wallpaper.config.yaml_loading import load_yaml
 
 Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
 # desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
@@ -247,10 +250,8 @@ class Settings:
         tw, th = self.pipeline.txt2img.width, self.pipeline.txt2img.height
         enh = self.pipeline.enhance
         f = self.output.upscale_factor
-        if enh.enabled and (tw * f < enh.tile or th * f < enh.tile):
-            problems.append((("pipeline", "enhance", "tile"),
-                             f"tile {enh.tile} is larger than the upscaled image {tw * f}x{th * f}",
-                             "lower the tile or raise the base size"))
+        if enh.enabled and (fit := tile_fit_problem(enh.tile, tw * f, th * f)):
+            problems.append((("pipeline", "enhance", "tile"), *fit))
         if self.schedule.cron is None and self.schedule.interval_minutes is None \
                 and self.schedule.interval_seconds is None:
             problems.append((("schedule",), "needs cron, interval_minutes or interval_seconds"))
@@ -274,9 +275,8 @@ class Settings:
         return build_or_raise(Settings, data, Source("<resumed settings>"))
 
 
-# The recipe: the only settings a resumed run takes from its run.json. An allow-list, so that a
-# setting added later (a command, a directory, a server) is never read from a run folder.
-# models.allow_download is left out on purpose: it lets a load reach the network.
+# The recipe: all a resumed run takes from its run.json. An allow-list, so a setting added later (a
+# command, a directory, a server; models.allow_download, which lets a load reach the network) is never read.
 RECIPE: dict[str, tuple[str, ...]] = {
     "models": ("base", "base_config", "refiner", "refiner_config", "upscaler", "device", "dtype", "memory"),
     "pipeline": ("txt2img", "refine", "upscale", "enhance"),

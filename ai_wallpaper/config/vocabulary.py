@@ -47,6 +47,16 @@ def tile_overlap_problem(tile: int, overlap: int) -> tuple[str, str] | None:
     return f"must be less than tile ({tile}), got {overlap}", f"use at most {tile - 8}"
 
 
+def tile_fit_problem(tile: int, width: int, height: int, multiple: int = 64) -> tuple[str, str] | None:
+    """(problem, fix) when a square `tile` does not fit a `width`x`height` image, else None. `multiple`:
+    what a tile must be a multiple of (64 for the enhancer: 8 latent pixels of the VAE's factor 8)."""
+    if tile <= min(width, height):
+        return None
+    fit = max(multiple, min(width, height) // multiple * multiple)
+    return (f"{tile} is larger than the image ({width}x{height})",
+            f"use at most {fit}, or raise the base size (pipeline.txt2img) or output.upscale_factor")
+
+
 def feather_overlap_problem(tile: int, overlap: int) -> tuple[str, str] | None:
     """(problem, fix) when a tile's two feathered sides would overlap each other, else None.
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
-from ai_wallpaper.scene.lora_library import check_file, sanitize
+from ai_wallpaper.scene.lora_files import check_file
+from ai_wallpaper.scene.lora_library import sanitize
 from ai_wallpaper.scene.plan import LoraChoice
 
 logger = log.get(__name__)

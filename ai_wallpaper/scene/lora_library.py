@@ -16,8 +16,9 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ai_wallpaper.config.locations import lora_dir, lora_library_file, resolve_under
-from ai_wallpaper.config.schema import KeyPath, Problem, Source, build, dotted, load_yaml, option
+from ai_wallpaper.config.schema import KeyPath, Problem, Source, build, dotted, option
 from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.yaml_loading import load_yaml
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.paths import Paths

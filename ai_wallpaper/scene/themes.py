@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper.config.schema import Problem, Source, build, dotted, load_yaml
+from ai_wallpaper.config.schema import Problem, Source, build, dotted
 from ai_wallpaper.config.themes_schema import LIST_PLACEHOLDERS, Category, Theme, ThemeFile, unknown_category
+from ai_wallpaper.config.yaml_loading import load_yaml, parse_yaml
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ConfigError, UsageError
 from ai_wallpaper.scene.mood import mood_phrases
@@ -92,8 +93,6 @@ def load_themes(path: Path) -> ThemeLibrary:
 
 
 def themes_from_text(text: str, file: str = "<text>") -> ThemeLibrary:
-    from ai_wallpaper.config.schema import parse_yaml
-
     data, source = parse_yaml(text, Source(file))
     library, problems = _build(data, source)
     if library is None:

@@ -28,9 +28,7 @@ from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.run_record import new_run_id
 from ai_wallpaper.service.crontab import split_cron, weekday_names
-from ai_wallpaper.service.job_runner import JobRunner as JobRunner
-from ai_wallpaper.service.job_runner import RunOutcome as RunOutcome
-from ai_wallpaper.service.job_runner import generate_command as generate_command
+from ai_wallpaper.service.job_runner import JobRunner, generate_command
 from ai_wallpaper.service.lock import DaemonLock
 
 logger = log.get(__name__)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ai_wallpaper.config.settings import ScheduleSettings
 from ai_wallpaper.core.errors import ConfigError, WallpaperError
-from ai_wallpaper.service.crontab import split_cron, weekday_names
+from ai_wallpaper.service.crontab import WEEKDAYS, split_cron, weekday_names
 
 SERVICE = "ai-wallpaper.service"
 TIMER = "ai-wallpaper.timer"
@@ -150,10 +150,23 @@ def on_calendar(schedule: ScheduleSettings) -> str:
         raise ConfigError("schedule.cron: day-of-month and day-of-week both set "
                           "(cron ORs them, systemd ANDs them)",
                           hint="use the daemon, or restrict only one of them")
-    days = "" if weekdays == "*" else ",".join(d.capitalize() for d in weekdays.split(",")) + " "
+    days = "" if weekdays == "*" else _day_ranges(weekdays) + " "
     tz = f" {schedule.timezone}" if schedule.timezone else ""
     return (f"OnCalendar={days}*-{_cron_field(month, 'month')}-{_cron_field(day, 'day')} "
             f"{_cron_field(hour, 'hour')}:{_cron_field(minute, 'minute')}:00{tz}")
+
+
+def _day_ranges(names: str) -> str:
+    """"mon,tue,wed,sun" -> "Mon..Wed,Sun": systemd's way of writing a weekday list. Its week starts
+    on Monday, so a range may not wrap past Sunday ("Sun..Tue" is refused)."""
+    week = (*WEEKDAYS[1:7], WEEKDAYS[0])  # mon .. sun
+    runs: list[list[int]] = []
+    for day in sorted({week.index(n) for n in names.split(",")}):
+        if runs and day == runs[-1][1] + 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return ",".join(week[a].capitalize() + ("" if a == b else ".." + week[b].capitalize()) for a, b in runs)
 
 
 _NEEDS_QUOTES = re.compile(r"""[\s"'\\;\x00-\x1f\x7f]""")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ai_wallpaper.config.vocabulary import BLEND_KINDS, BlendKind, tile_overlap_problem
+from ai_wallpaper.config.vocabulary import BLEND_KINDS, BlendKind, tile_fit_problem, tile_overlap_problem
 
 if TYPE_CHECKING:
     import torch
@@ -158,10 +158,8 @@ def tiling_problems(image_h: int, image_w: int, tile: int, overlap: int, scale_f
     if image_h % scale_factor or image_w % scale_factor:
         problems.append(f"image size {image_w}x{image_h}: both sides must be multiples of {scale_factor} "
                         "(the VAE's scale factor); fix the upscaled size (base size x output.upscale_factor)")
-    if tile > min(image_h, image_w):
-        fit = min(image_h, image_w) // tile_multiple * tile_multiple
-        problems.append(f"pipeline.enhance.tile: {tile} is larger than the image ({image_w}x{image_h}); "
-                        f"use at most {fit}")
+    if fit := tile_fit_problem(tile, image_w, image_h, tile_multiple):
+        problems.append(f"pipeline.enhance.tile: {fit[0]}; {fit[1]}")
     return problems
 
 

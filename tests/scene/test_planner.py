@@ -22,7 +22,7 @@ from ai_wallpaper.scene.planner import PlanRequest, make_plan
 from tests.weather_server import WeatherServer, running_server
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # a Lisbon morning in late autumn
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.run_liveness import pid_alive
 from ai_wallpaper.service.daemon import STALE_TEMP_AGE_S
 from ai_wallpaper.service.job_runner import JobRunner, failure_reason, last_plain_line, reported_error
-from tests.test_daemon import FAKE_JOB, JOB_SWAP, DaemonProcess, wait_for
-from tests.test_pipeline import SMALL
+from tests.render.test_pipeline import SMALL
+from tests.service.test_daemon import FAKE_JOB, JOB_SWAP, DaemonProcess, wait_for
 
 FINAL = {"success", "failed", "cancelled"}
 FAST: dict[str, Any] = {**SMALL, "models": {**SMALL["models"], "device": "cpu"},

@@ -31,7 +31,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.service.daemon import build_trigger, describe_schedule, missed_run
 from ai_wallpaper.service.lock import lock_holder
 
-JOB_SWAP = Path(__file__).with_name("job_swap.py")
+JOB_SWAP = Path(__file__).parents[1] / "job_swap.py"
 FAKE_JOB = textwrap.dedent("""
     import json, os, signal, sys, time
     from pathlib import Path

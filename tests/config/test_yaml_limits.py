@@ -24,7 +24,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene import lora_library as loras
 from ai_wallpaper.scene.themes import load_themes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # 9 levels of 9 aliases each: 9^9 = 387 million strings once expanded, from 342 bytes.
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

@@ -16,7 +16,7 @@ from ai_wallpaper.config.settings import Settings, load_settings
 from ai_wallpaper.core.errors import WallpaperError
 from ai_wallpaper.core.paths import SHIPPED_CONFIG_DIR, Paths
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_settings_yaml_is_exactly_the_generated_sample() -> None:

@@ -20,7 +20,7 @@ from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop.setters import SETTERS
 from ai_wallpaper.service.lock import DaemonLock
-from tests.test_pipeline import SMALL, write_settings
+from tests.render.test_pipeline import SMALL, write_settings
 
 FAST: dict[str, Any] = {**SMALL, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
 IMPOSSIBLE: dict[str, Any] = {**SMALL, "pipeline": {**SMALL["pipeline"], "txt2img": {"width": 4096, "height": 4096},

@@ -249,7 +249,7 @@ print(time.perf_counter() - t0)
 """
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         cwd=Path(__file__).parent.parent)
+                         cwd=Path(__file__).parents[2])
     inside = float(out.stdout.strip().splitlines()[-1])
     assert inside < 0.5, inside
     assert time.perf_counter() - start < 3.0

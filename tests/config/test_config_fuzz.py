@@ -31,7 +31,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene.lora_library import load_library
 from ai_wallpaper.scene.themes import load_themes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CPU_LIMIT_S = 1.0
 LOG = logging.getLogger(__name__)
 STATS: dict[str, Any] = {"loads": 0, "examples": 0, "slowest": 0.0, "slowest_case": ""}

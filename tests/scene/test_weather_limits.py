@@ -21,7 +21,7 @@ from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene.weather import coarse, get_weather
 from ai_wallpaper.scene.weather_http import MAX_BODY_BYTES
-from tests.test_weather import settings_for
+from tests.scene.test_weather import settings_for
 from tests.weather_server import WeatherServer, running_server
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

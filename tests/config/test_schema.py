@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from ai_wallpaper.config.sample import render_sample
-from ai_wallpaper.config.schema import Source, build, build_or_raise, load_yaml, option, parse_yaml
+from ai_wallpaper.config.schema import Source, build, build_or_raise, option
 from ai_wallpaper.config.settings import Settings, load_settings, settings_from_dict
+from ai_wallpaper.config.yaml_loading import load_yaml, parse_yaml
 from ai_wallpaper.core.errors import ConfigError
 
 
@@ -82,7 +83,7 @@ def test_settings_cross_checks() -> None:
         settings_from_dict({"pipeline": {"txt2img": {"width": 128, "height": 64}, "enhance": {"tile": 1024}},
                             "desktop": {"setter": "command"}})
     text = str(info.value)
-    assert "pipeline.enhance.tile: tile 1024 is larger than the upscaled image 512x256" in text
+    assert "pipeline.enhance.tile: 1024 is larger than the image (512x256)" in text
     assert "desktop.command: setter 'command' needs a command" in text
 
 

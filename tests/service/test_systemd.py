@@ -28,7 +28,7 @@ from ai_wallpaper.service.systemd_units import (
     systemd_word,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_EXEC = "%h/.local/bin/ai-wallpaper"
 HARDENING = ("UMask=0077", "NoNewPrivileges=yes", "LockPersonality=yes", "RestrictSUIDSGID=yes")
 # Every character systemd's command-line syntax gives a meaning: specifiers, variables, quotes, escapes.
@@ -259,7 +259,8 @@ def test_systemd_word_leaves_plain_words_alone() -> None:
     ("0 7 * * *", "*-*-* 7:0:00"),
     ("*/15 * * * *", "*-*-* *:0/15:00"),
     ("30 6 1 */2 *", "*-1/2-1 6:30:00"),
-    ("0 9 * * 0,6", "Sun,Sat *-*-* 9:0:00"),
+    ("0 9 * * 0,6", "Sat..Sun *-*-* 9:0:00"),
+    ("0 9 * * sun-tue", "Mon..Tue,Sun *-*-* 9:0:00"),  # systemd weeks start on Monday: no Sun..Tue
 ])
 def test_cron_to_on_calendar(cron: str, expected: str) -> None:
     line = on_calendar(ScheduleSettings(cron=cron))

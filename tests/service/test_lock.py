@@ -100,7 +100,7 @@ def test_a_signal_sent_as_soon_as_the_pid_is_published_is_handled(tmp_path: Path
            "AI_WALLPAPER_CACHE_DIR": str(tmp_path / "cache"), "AI_WALLPAPER_DATA_DIR": str(tmp_path / "data"),
            "AI_WALLPAPER_CONFIG_DIR": str(tmp_path / "config")}
     job = json.dumps([sys.executable, "-c", "pass"])
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("job_swap.py")), job, "",
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "job_swap.py"), job, "",
                              "daemon", "--config", str(config)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -24,7 +24,7 @@ from ai_wallpaper.scene import mood as m
 from ai_wallpaper.scene import weather
 from ai_wallpaper.scene.planner import PlanRequest, make_plan
 from ai_wallpaper.scene.weather import get_weather
-from tests.test_weather import settings_for
+from tests.scene.test_weather import settings_for
 from tests.weather_server import WeatherServer, open_meteo_body, running_server
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

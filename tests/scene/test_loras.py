@@ -306,4 +306,4 @@ def test_library_and_checks_do_not_import_torch(tmp_path: Path) -> None:
             "from ai_wallpaper.scene import lora_library as loras, lora_selector, prompts\n"
             f"assert loras.check_file(Path({str(path)!r}), cache_dir=Path({str(tmp_path / 'cache')!r})).ok\n"
             "assert not {'torch', 'transformers', 'diffusers'} & set(sys.modules), sys.modules.keys()")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

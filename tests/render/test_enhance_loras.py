@@ -16,7 +16,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.run_dir import RUN_JSON, STAGE_FILES
 from ai_wallpaper.scene.plan import Plan
 from tests import lora_factory as lf
-from tests.test_pipeline import SMALL, write_settings
+from tests.render.test_pipeline import SMALL, write_settings
 
 
 def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tmp_path: Path,

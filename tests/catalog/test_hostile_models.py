@@ -18,7 +18,7 @@ from ai_wallpaper.catalog.model_files import sniff
 from ai_wallpaper.cli import main
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
-from tests.test_pipeline import SMALL, write_settings
+from tests.render.test_pipeline import SMALL, write_settings
 
 
 class _Payload:

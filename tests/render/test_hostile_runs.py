@@ -16,7 +16,7 @@ from ai_wallpaper.cli import main
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.run_dir import OWNER_MARKER, RUN_JSON, STAGE_FILES
-from tests.test_pipeline import SMALL, write_settings
+from tests.render.test_pipeline import SMALL, write_settings
 
 FAST: dict[str, Any] = {**SMALL, "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}}}
 
