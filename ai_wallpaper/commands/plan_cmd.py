@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.scene.plan import Plan
 from ai_wallpaper.scene.planner import PlanRequest, make_plan
@@ -27,8 +28,8 @@ def _seed(text: str) -> int:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2^63-1, got {value}")
+    if problem := seed_problem(value):
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
