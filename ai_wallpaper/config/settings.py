@@ -20,8 +20,8 @@ from ai_wallpaper.config.vocabulary import (
     Anchor,
     BlendKind,
     SchedulerName,
-    feather_overlap_problem,
     tile_fit_problem,
+    tile_margin_problem,
     tile_overlap_problem,
 )
 from ai_wallpaper.config.yaml_loading import load_yaml
@@ -96,11 +96,11 @@ class RefineSettings:
 class UpscaleSettings:
     tile: int = option(512, "Upscaler input tile size in pixels; halved automatically on out-of-memory.",
                        min=32, max=4096, multiple_of=8)
-    overlap: int = option(32, "Feathered overlap between upscaler tiles, input pixels.", min=0, max=1024)
+    overlap: int = option(32, "Context around each upscaler tile, input pixels; cropped off.", min=0, max=1024)
     half_precision: bool = option(True, "Run the upscaler in float16 on CUDA (ignored on CPU).")
 
     def check(self) -> Check:
-        problem = feather_overlap_problem(self.tile, self.overlap)
+        problem = tile_margin_problem(self.tile, self.overlap)
         return [(("overlap",), *problem)] if problem else []
 
 

@@ -57,15 +57,15 @@ def tile_fit_problem(tile: int, width: int, height: int, multiple: int = 64) -> 
             f"use at most {fit}, or raise the base size (pipeline.txt2img) or output.upscale_factor")
 
 
-def feather_overlap_problem(tile: int, overlap: int) -> tuple[str, str] | None:
-    """(problem, fix) when a tile's two feathered sides would overlap each other, else None.
+def tile_margin_problem(tile: int, margin: int) -> tuple[str, str] | None:
+    """(problem, fix) when the upscaler's context margin is not less than half its tile, else None.
 
-    The upscaler ramps a tile's weight over `overlap` px on each side that meets a neighbour; two
-    ramps longer than half the tile would cross and leave no full-weight middle.
+    Each tile is computed with `margin` px of context on every side and cropped; from half the tile
+    on, a tile computes more margin than output.
     """
-    if 2 * overlap < tile:
+    if 2 * margin < tile:
         return None
-    return f"must be less than half of tile ({tile}), got {overlap}", "lower overlap or raise tile"
+    return f"must be less than half of tile ({tile}), got {margin}", "lower overlap or raise tile"
 
 
 @dataclass(frozen=True)

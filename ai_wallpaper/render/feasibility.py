@@ -28,7 +28,7 @@ SDXL_BASE_PARAMS = 3_469_000_000  # UNet 2567.5 M + VAE 83.7 M + CLIP-L 123.1 M 
 SDXL_REFINER_PARAMS = 3_038_000_000  # UNet 2259.5 M + VAE 83.7 M + OpenCLIP bigG 694.7 M
 UPSCALER_PARAMS = 16_700_000  # RRDBNet (RealESRGAN_x4plus)
 BUILTIN_PARAMS = 10_000_000  # the built-in tiny models are far below this
-# Sane bounds on work: the default 8K run has 50 enhancement and 15 upscaler tiles.
+# Sane bounds on work: the default 8K run has 50 enhancement and 8 upscaler tiles.
 MAX_ENHANCE_TILES = 2048
 MAX_UPSCALE_TILES = 16384
 _UNET_WIDEST = 1280  # channels at SDXL's deepest level
@@ -93,8 +93,8 @@ def estimate(settings: Settings, device: str = "cpu") -> list[StageEstimate]:
     if m.refiner:
         out.append(StageEstimate("refined", 1, base_w + refiner_w + unet_act(w, h) + vae_act(w, h)))
     u = p.upscale
-    up_tiles = _tiles(w, u.tile, u.overlap) * _tiles(h, u.tile, u.overlap)
-    tile_px = min(u.tile, w) * min(u.tile, h)
+    up_tiles = _tiles(w, u.tile, 0) * _tiles(h, u.tile, 0)  # core tiles; the overlap is context around each
+    tile_px = min(u.tile + 2 * u.overlap, w) * min(u.tile + 2 * u.overlap, h)
     up_act = tile_px * (_RRDB_CHANNELS + 2 * 64 * o.upscale_factor**2) * b
     image_f32 = big_w * big_h * 3 * 4
     out.append(StageEstimate("upscaled", up_tiles, UPSCALER_PARAMS * b + up_act + 3 * image_f32))

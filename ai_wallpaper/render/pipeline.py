@@ -177,7 +177,8 @@ class _Runner:
         if not self.refine:
             self.run.mark_stage("refined", status="skipped", reason="models.refiner is null")
             return
-        cfg = RefineConfig.from_settings(self.settings, **self.prompting)
+        cfg = RefineConfig.from_settings(self.settings, prompt=self.plan.refiner_prompt or self.plan.prompt,
+                                         negative_prompt=self.plan.negative_prompt, seed=self.plan.seed)
         latents = self.latents if self.latents is not None else self.run.load_latents()
         with self.stage("refined") as progress:
             image = run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
@@ -197,12 +198,12 @@ class _Runner:
             if int(model.scale) != cfg.scale:
                 raise RunError(f"models.upscaler is a {model.scale}x model but output.upscale_factor is {cfg.scale}",
                                hint=f"set output.upscale_factor: {model.scale} or use a {cfg.scale}x upscaler")
-            image = run_upscale(source, model, cfg, progress, self.opts.cancel)
+            image, ran = run_upscale(source, model, cfg, progress, self.opts.cancel)
             self.models.release("upscaler")
         expected = (self.plan.upscaled_size.width, self.plan.upscaled_size.height)
         if image.size != expected:
             raise RunError(f"upscaler produced {image.size[0]}x{image.size[1]}, expected {expected[0]}x{expected[1]}")
-        self.done("upscaled", image, self.settings.output.intermediate_compress_level)
+        self.done("upscaled", image, self.settings.output.intermediate_compress_level, upscaler=ran)
 
     # 4. enhance ---------------------------------------------------------------------------------
     def stage_enhanced(self) -> None:

@@ -57,6 +57,7 @@ class StageRecord:
     handoff: Literal["latents", "image"] | None = None  # what the base stage passed on
     prompt: str | None = None  # a diffusion stage: the prompt it encoded
     loras: list[dict[str, Any]] | None = None  # a diffusion stage: [{name, weight, sha256}]
+    upscaler: dict[str, Any] | None = None  # the upscale stage: architecture, scale, dtype, device, tile, margin
 
     def to_json(self) -> dict[str, Any]:
         always = ("status", "seconds", "peak_rss_mb", "peak_cuda_mb", "file")

@@ -59,6 +59,9 @@ class Plan:
     token_counts: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     self_test: bool = False  # built-in random-weight model: images are not meaningful
+    # The refiner's prompt: `prompt` without the LoRA trigger words, since SDXL LoRAs do not fit the
+    # refiner and a trigger word without its LoRA only adds noise. "" = the same as `prompt`.
+    refiner_prompt: str = ""
 
     def to_json(self) -> dict[str, Any]:
         plain: dict[str, Any] = to_plain(self)
@@ -83,4 +86,5 @@ class Plan:
             token_counts=dict(data.get("token_counts", {})),
             warnings=tuple(data.get("warnings", ())),
             self_test=bool(data.get("self_test", False)),
+            refiner_prompt=str(data.get("refiner_prompt") or ""),
         )

@@ -112,7 +112,7 @@ def make_plan(paths: Paths, settings: Settings, request: PlanRequest, *, setting
     # 4. final prompts
     negative = request.negative_prompt if request.negative_prompt is not None \
         else settings.pipeline.txt2img.negative_prompt
-    prompt, negative, token_counts = _rewrite(
+    prompt, refiner_prompt, negative, token_counts = _rewrite(
         paths, settings, base_prompt, negative, stack,
         prepend=theme.prompt_modifiers.prepend if theme else [],
         append=theme.prompt_modifiers.append if theme else [],
@@ -122,6 +122,7 @@ def make_plan(paths: Paths, settings: Settings, request: PlanRequest, *, setting
     factor = settings.output.upscale_factor
     return Plan(
         prompt=prompt,
+        refiner_prompt=refiner_prompt,
         negative_prompt=negative,
         seed=int(seed),
         base_size=Size(t2i.width, t2i.height),
@@ -163,9 +164,9 @@ def _lora_stack(paths: Paths, settings: Settings, settings_path: Path, hints: Lo
 
 def _rewrite(paths: Paths, settings: Settings, prompt: str, negative: str, stack: Sequence[LoraChoice], *,
              prepend: Sequence[str], append: Sequence[str], negative_append: Sequence[str],
-             warnings: list[str]) -> tuple[str, str, dict[str, int]]:
+             warnings: list[str]) -> tuple[str, str, str, dict[str, int]]:
     result = prompts.rewrite_prompt(
         prompt, negative, stack, prepend=prepend, append=append, negative_append=negative_append,
         tokenizer_dirs=tokenizer_dirs_for(settings.models.base, settings.models, paths))
     warnings.extend(result.warnings)
-    return result.prompt, result.negative_prompt, dict(result.token_counts)
+    return result.prompt, result.refiner_prompt, result.negative_prompt, dict(result.token_counts)

@@ -44,6 +44,7 @@ class PromptResult:
     warnings: tuple[str, ...] = ()
     triggers_added: tuple[str, ...] = ()
     approximate: bool = False  # no tokenizer files were found: counts are a lower bound
+    refiner_prompt: str = ""  # the prompt without the LoRA trigger words (the refiner runs without LoRAs)
 
 
 def rewrite_prompt(prompt: str, negative_prompt: str, stack: Sequence[LoraChoice], *,
@@ -78,7 +79,8 @@ def rewrite_prompt(prompt: str, negative_prompt: str, stack: Sequence[LoraChoice
                                                   tokenizer_dirs)
     for w in warnings:
         logger.warning(w)
-    return PromptResult(final, final_negative, counts, tuple(warnings), tuple(triggers), approximate)
+    refiner = ", ".join(p for p in [*front, body, *back] if p)
+    return PromptResult(final, final_negative, counts, tuple(warnings), tuple(triggers), approximate, refiner)
 
 
 def _clean(text: str) -> str:

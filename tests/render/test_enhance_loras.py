@@ -62,3 +62,26 @@ def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tm
     # ... equals the pipeline's, and differs from an enhancement without the stack.
     assert np.array_equal(enhanced, by_hand)
     assert np.abs(enhanced.astype(np.int16) - without.astype(np.int16)).mean() > 0.5
+
+
+def test_the_refiner_runs_without_loras_and_without_their_trigger_words(paths_with_models: Paths, tmp_path: Path,
+                                                                       tiny_pipe: Any) -> None:
+    lora_dir = tmp_path / "loras"
+    lf.make_peft_lora(tiny_pipe, lora_dir / "glow.safetensors", seed=3)
+    library = tmp_path / "loras.yaml"
+    library.write_text(yaml.safe_dump({"loras": {"glow": {
+        "file": "glow.safetensors", "type": "style", "weight_range": [0.8, 0.8], "chance": 1.0,
+        "trigger_words": ["glowstyle"]}}}))
+    settings = {**SMALL, "models": {**SMALL["models"], "refiner": "builtin:tiny-refiner"},
+                "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}},
+                "loras": {"file": str(library), "directory": str(lora_dir)}}
+    out = tmp_path / "run"
+    cfg_file = write_settings(paths_with_models, settings)
+    assert main(["generate", "--config", str(cfg_file), "--no-wallpaper", "--output", str(out)]) == 0
+
+    record = json.loads((out / RUN_JSON).read_text())
+    plan = Plan.from_json(record["plan"])
+    assert record["stages"]["base"]["prompt"] == plan.prompt and "glowstyle" in plan.prompt
+    refined = record["stages"]["refined"]
+    assert refined["status"] == "done" and refined["loras"] == []
+    assert refined["prompt"] == plan.refiner_prompt == SMALL["prompt"]  # the same text, minus the trigger

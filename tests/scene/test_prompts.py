@@ -253,3 +253,11 @@ print(time.perf_counter() - t0)
     inside = float(out.stdout.strip().splitlines()[-1])
     assert inside < 0.5, inside
     assert time.perf_counter() - start < 3.0
+
+
+def test_the_refiner_prompt_is_the_prompt_without_trigger_words() -> None:
+    stack = [LoraChoice("a", "/x", "0", "style", 0.5, ("glowstyle", "neon glow"))]
+    r = prompts.rewrite_prompt("a lake", "blurry", stack, prepend=["masterpiece"], append=["8k"])
+    assert r.prompt == "masterpiece, glowstyle, neon glow, a lake, 8k"
+    assert r.refiner_prompt == "masterpiece, a lake, 8k"
+    assert prompts.rewrite_prompt("a lake", "", []).refiner_prompt == "a lake"
