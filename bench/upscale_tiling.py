@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.model_loading import load_upscaler
 from ai_wallpaper.render.stages.common import pil_to_tensor

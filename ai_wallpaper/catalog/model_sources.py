@@ -35,7 +35,7 @@ from ai_wallpaper.catalog.model_layout import (
     looks_like_builtin,
     safetensors_shapes,
 )
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ai_wallpaper.catalog.builtin import builtin_tokenizer_dir, is_builtin
 from ai_wallpaper.catalog.model_sources import ModelSource, resolve_source
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths

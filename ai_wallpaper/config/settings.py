@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ai_wallpaper.config.render_settings import (
+    ModelSettings,
+    OutputSettings,
+    PipelineSettings,
+)
 from ai_wallpaper.config.sample import to_plain
 from ai_wallpaper.config.schema import KeyPath, Source, build_or_raise, option
 from ai_wallpaper.config.urls import url_problem
 from ai_wallpaper.config.vocabulary import (
     SEED_MAX,
-    Anchor,
-    BlendKind,
-    SchedulerName,
     tile_fit_problem,
-    tile_margin_problem,
-    tile_overlap_problem,
 )
 from ai_wallpaper.config.yaml_loading import load_yaml
 
@@ -30,116 +30,6 @@ Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
 # desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
 DesktopSetter = Literal["auto", "none", "gnome", "kde", "xfce", "cinnamon", "mate", "lxqt", "lxde", "sway",
                         "hyprland", "swww", "feh", "xwallpaper", "macos", "windows", "command"]
-
-
-@dataclass(frozen=True)
-class MemoryOptions:
-    vae_tiling: bool = option(True, "Decode/encode large images with the VAE in tiles (needed at 8K).")
-    attention_slicing: bool = option(False, "Compute attention in slices: less memory, a little slower.")
-    cpu_offload: Literal["none", "model", "sequential"] = option(
-        "none", "Move sub-models to the GPU only while they run. 'model' saves memory at small cost;\n"
-        "'sequential' saves most and is slowest.")
-    channels_last: bool = option(False, "Use channels-last memory layout for the UNet and VAE (faster on CUDA).")
-    torch_compile: bool = option(False, "torch.compile the UNet for the fixed enhancement tile shape (CUDA).")
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    base: str = option(
-        "stabilityai/stable-diffusion-xl-base-1.0",
-        "SDXL base model: a hub id (needs allow_download or a filled hub cache), a local diffusers\n"
-        "directory, a single .safetensors/.ckpt file, or 'builtin:tiny' (offline self-test model,\n"
-        "random weights: its images are not meaningful). A relative path is looked up in the data\n"
-        "dir's models/ folder only (never the current directory). Weights are read as data only:\n"
-        "pickled files through torch's weights-only loader, TorchScript archives are refused.")
-    base_config: str | None = option(
-        None, "For a single-file base: a local diffusers directory holding the matching configs, so\n"
-        "nothing is fetched (relative: under the data dir's models/). Defaults to the built-in SDXL\n"
-        "config layout.")
-    refiner: str | None = option(None, "SDXL refiner, same forms as `base`; null disables the refiner stage.",
-                                 example="stabilityai/stable-diffusion-xl-refiner-1.0")
-    refiner_config: str | None = option(None, "Local diffusers config directory for a single-file refiner.")
-    upscaler: str = option(
-        "RealESRGAN_x4plus.pth",
-        "4x upscaler weights loaded with spandrel (.pth/.safetensors: Real-ESRGAN, 4x-UltraSharp,\n"
-        "SwinIR, HAT...). A relative path is looked up in the data dir's models/ folder only.\n"
-        "Read as tensors only (never torch.jit.load); TorchScript archives are refused.\n"
-        "'builtin:tiny' is a small random-weight ESRGAN for offline self-tests.")
-    allow_download: bool = option(False, "Let hub ids download missing files. Off: only the local hub cache.")
-    device: Literal["auto", "cuda", "mps", "cpu"] = option("auto", "Where to run: auto picks CUDA, then MPS, then CPU.")
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = option(
-        "auto", "Numeric precision: auto is float16 on CUDA/MPS and float32 on CPU.")
-    memory: MemoryOptions = option(factory=MemoryOptions, doc="Memory-saving switches.")
-
-
-@dataclass(frozen=True)
-class Txt2ImgSettings:
-    width: int = option(1920, "Base image width in pixels.", min=64, max=4096, multiple_of=8)
-    height: int = option(1024, "Base image height in pixels.", min=64, max=4096, multiple_of=8)
-    steps: int = option(50, "Denoising steps.", min=1, max=500)
-    guidance_scale: float = option(7.5, "Classifier-free guidance (CFG) scale.", min=0.0, max=30.0)
-    scheduler: SchedulerName = option(
-        "dpmpp_2m_karras", "Sampler. dpmpp_2m_karras = DPM++ 2M with Karras sigmas.")
-    negative_prompt: str = option(
-        "blurry, low quality, jpeg artifacts, watermark, text, signature, deformed",
-        "Negative prompt used for every stage (themes may add to it).")
-
-
-@dataclass(frozen=True)
-class RefineSettings:
-    high_noise_frac: float = option(
-        0.8, "Ensemble of experts: the base denoises until this fraction, the refiner finishes.", min=0.05, max=0.95)
-    steps: int | None = option(None, "Refiner steps; null = same as txt2img.steps.", min=1, max=500)
-
-
-@dataclass(frozen=True)
-class UpscaleSettings:
-    tile: int = option(512, "Upscaler input tile size in pixels; halved automatically on out-of-memory.",
-                       min=32, max=4096, multiple_of=8)
-    overlap: int = option(32, "Context around each upscaler tile, input pixels; cropped off.", min=0, max=1024)
-    half_precision: bool = option(True, "Run the upscaler in float16 on CUDA (ignored on CPU).")
-
-    def check(self) -> Check:
-        problem = tile_margin_problem(self.tile, self.overlap)
-        return [(("overlap",), *problem)] if problem else []
-
-
-@dataclass(frozen=True)
-class EnhanceSettings:
-    enabled: bool = option(True, "Run the tiled img2img detail pass at 8K.")
-    tile: int = option(1024, "Tile size in pixels (a multiple of 64).", min=64, max=4096, multiple_of=64)
-    overlap: int = option(256, "Overlap between tiles in pixels (a multiple of 8, less than tile).",
-                          min=0, max=4032, multiple_of=8)
-    strength: float = option(0.35, "How much to repaint: 0 keeps the image, 1 ignores it.", min=0.0, max=1.0)
-    steps: int = option(30, "Nominal steps; about strength x steps are actually run.", min=1, max=500)
-    guidance_scale: float = option(5.0, "CFG scale for the detail pass.", min=0.0, max=30.0)
-    blend: BlendKind = option("gaussian", "Weight profile used to blend tile noise predictions.")
-    batch_size: int | Literal["auto"] = option(
-        "auto", "Tiles per UNet call; auto picks from free memory. Does not change the result.", min=1, max=64)
-
-    def check(self) -> Check:
-        problem = tile_overlap_problem(self.tile, self.overlap)
-        return [(("overlap",), *problem)] if problem else []
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    width: int = option(3840, "Final wallpaper width.", min=64, max=16384)
-    height: int = option(2160, "Final wallpaper height.", min=64, max=16384)
-    anchor: Anchor = option("center", "Where to crop when the aspect ratio differs (no stretching ever).")
-    upscale_factor: int = option(4, "Upscale target = base size x this (must match the upscaler model).", min=1, max=8)
-    runs_dir: str | None = option(None, "Where run directories go; null = <data dir>/runs.")
-    save_stages: bool = option(False, "Save every intermediate image (same as --save-stages).")
-    intermediate_compress_level: int = option(1, "PNG zlib level for 8K intermediates (1 is fast).", min=0, max=9)
-    final_compress_level: int = option(6, "PNG zlib level for the final image.", min=0, max=9)
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    txt2img: Txt2ImgSettings = option(factory=Txt2ImgSettings, doc="Stage 1: SDXL text-to-image.")
-    refine: RefineSettings = option(factory=RefineSettings, doc="Stage 2: SDXL refiner (only if models.refiner).")
-    upscale: UpscaleSettings = option(factory=UpscaleSettings, doc="Stage 3: 4x upscale.")
-    enhance: EnhanceSettings = option(factory=EnhanceSettings, doc="Stage 4: latent-blended tiled detail pass.")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ai_wallpaper.config.settings import MemoryOptions
+from ai_wallpaper.config.render_settings import MemoryOptions
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
 

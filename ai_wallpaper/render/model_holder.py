@@ -10,7 +10,7 @@ from typing import Any, get_args
 from ai_wallpaper.catalog.model_fingerprints import describe_model
 from ai_wallpaper.catalog.model_layout import Role
 from ai_wallpaper.catalog.model_sources import resolve_source
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.paths import Paths
 

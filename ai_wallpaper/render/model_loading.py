@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ai_wallpaper.catalog.model_files import first_line, read_state_dict
 from ai_wallpaper.catalog.model_fingerprints import file_sha256
 from ai_wallpaper.catalog.model_sources import ModelSource, resolve_source
-from ai_wallpaper.config.settings import MemoryOptions, ModelSettings
+from ai_wallpaper.config.render_settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths

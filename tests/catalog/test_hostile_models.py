@@ -79,7 +79,7 @@ def test_load_time_guard_holds_even_when_the_early_scan_passes(tmp_path: Path, s
     from safetensors.torch import load_file
 
     from ai_wallpaper.catalog.pickle_scan import forbidden_globals
-    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.config.render_settings import ModelSettings
     from ai_wallpaper.render.model_loading import load_upscaler
 
     class TorchCall:
@@ -127,7 +127,7 @@ def test_pickled_bin_inside_a_diffusers_folder_never_runs_code(paths_with_models
     assert not marker.exists()
     # and diffusers/transformers' own loaders (weights_only) refuse it too, without the early scan
     from ai_wallpaper.catalog.model_sources import ModelSource
-    from ai_wallpaper.config.settings import ModelSettings
+    from ai_wallpaper.config.render_settings import ModelSettings
     from ai_wallpaper.render.model_loading import load_sdxl
 
     source = ModelSource(role="base", spec=str(model), kind="dir", location=str(model), label="test",

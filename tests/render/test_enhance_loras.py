@@ -21,7 +21,8 @@ from tests.render.test_pipeline import SMALL, write_settings
 
 def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tmp_path: Path,
                                                     tiny_pipe: Any) -> None:
-    from ai_wallpaper.config.settings import ModelSettings, settings_from_dict
+    from ai_wallpaper.config.render_settings import ModelSettings
+    from ai_wallpaper.config.settings import settings_from_dict
     from ai_wallpaper.render.lora_apply import adapter_names, applied_loras
     from ai_wallpaper.render.model_loading import load_sdxl
     from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from ai_wallpaper.catalog.model_fingerprints import describe_model, file_sha256
 from ai_wallpaper.catalog.model_sources import resolve_source
-from ai_wallpaper.config.settings import MemoryOptions, ModelSettings
+from ai_wallpaper.config.render_settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.devices import apply_memory_options, choose_device, decide_device

@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ai_wallpaper.config.settings import ModelSettings, Settings
+from ai_wallpaper.config.render_settings import ModelSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.model_loading import load_upscaler
 from ai_wallpaper.render.run_dir import RUN_JSON

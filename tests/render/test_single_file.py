@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ai_wallpaper.catalog.model_sources import resolve_source
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.model_loading import load_sdxl

@@ -12,7 +12,7 @@ import pytest
 
 from ai_wallpaper.catalog.builtin import _write_tokenizer
 from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene import prompts
 from ai_wallpaper.scene.plan import LoraChoice
@@ -238,7 +238,7 @@ from ai_wallpaper.scene import lora_selector
 from ai_wallpaper.scene import lora_library as loras
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene.plan import LoraChoice
-from ai_wallpaper.config.settings import ModelSettings
+from ai_wallpaper.config.render_settings import ModelSettings
 dirs = tokenizer_dirs_for("builtin:tiny", ModelSettings(), Paths.from_env())
 stack = [LoraChoice("a", "/x", "0", "style", 0.5, ("trigger",))]
 r = prompts.rewrite_prompt("a lake " * 20, "blurry", stack, tokenizer_dirs=dirs)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ai_wallpaper.config.settings import OutputSettings, Settings
+from ai_wallpaper.config.render_settings import OutputSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import ANCHORS, Anchor
 from ai_wallpaper.core import log
 from ai_wallpaper.render.stages.common import StageConfig, bound_problems, choice_problems

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ai_wallpaper.config.settings import EnhanceSettings, Settings
+from ai_wallpaper.config.render_settings import EnhanceSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import BLEND_KINDS, BlendKind, tile_overlap_problem
 from ai_wallpaper.core import log
 from ai_wallpaper.render.stages.common import (

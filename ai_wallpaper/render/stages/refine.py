@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ai_wallpaper.config.settings import RefineSettings, Settings, Txt2ImgSettings
+from ai_wallpaper.config.render_settings import RefineSettings, Txt2ImgSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SchedulerName
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import RunError

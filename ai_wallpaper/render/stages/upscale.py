@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ai_wallpaper.config.settings import OutputSettings, Settings, UpscaleSettings
+from ai_wallpaper.config.render_settings import OutputSettings, UpscaleSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import tile_margin_problem
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError, RunError
