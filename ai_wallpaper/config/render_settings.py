@@ -22,7 +22,10 @@ Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
 
 @dataclass(frozen=True)
 class MemoryOptions:
-    vae_tiling: bool = option(True, "Decode/encode large images with the VAE in tiles (needed at 8K).")
+    vae_tiling: Literal["auto", "always", "never"] | bool = option(
+        "auto", "Run the VAE in tiles: auto = only for images over 1920x1080 px or after an out-of-memory\n"
+        "error (tiles leave faint tone steps, so the 1920x1024 base is decoded whole); always; never.\n"
+        "true/false (older files) mean always/never.")
     attention_slicing: bool = option(False, "Compute attention in slices: less memory, a little slower.")
     cpu_offload: Literal["none", "model", "sequential"] = option(
         "none", "Move sub-models to the GPU only while they run. 'model' saves memory at small cost;\n"
@@ -57,6 +60,9 @@ class ModelSettings:
     device: Literal["auto", "cuda", "mps", "cpu"] = option("auto", "Where to run: auto picks CUDA, then MPS, then CPU.")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = option(
         "auto", "Numeric precision: auto is float16 on CUDA/MPS and float32 on CPU.")
+    deterministic: bool = option(
+        False, "CUDA: use deterministic algorithms, so a rerun with the same seed, settings, GPU, dtype and\n"
+        "batch size is bit-identical (somewhat slower). CPU runs are always deterministic.")
     memory: MemoryOptions = option(factory=MemoryOptions, doc="Memory-saving switches.")
 
 

@@ -7,7 +7,7 @@ so it can be tested for every machine on any machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ai_wallpaper.config.render_settings import MemoryOptions
 from ai_wallpaper.core import log
@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     import torch
 
 logger = log.get(__name__)
+# The VAE's tiled mode blends overlapping tiles and leaves faint tone steps at their borders with real
+# SDXL weights, so it is used only where an untiled pass needs too much memory: above this many pixels
+# (an SDXL VAE decode at 1920x1080 needs a few GB in float16), or after an out-of-memory error.
+VAE_UNTILED_MAX_PIXELS = 1920 * 1080
+VAE_TILE_PX = 1024  # pixel tile of the tiled VAE (diffusers' default for SDXL)
+VaeTiling = Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,10 @@ def apply_memory_options(pipe: Any, memory: MemoryOptions, choice: DeviceChoice)
             logger.warning("models.memory.cpu_offload is ignored: it needs CUDA", device=choice.device,
                            cpu_offload=memory.cpu_offload)
         pipe.to(choice.device)
-    if memory.vae_tiling:
+    if vae_tiling_mode(memory.vae_tiling) == "always":
         pipe.vae.enable_tiling()
         applied.append("vae_tiling")
-    else:
+    else:  # never, or auto: each decode/encode decides by its size (wants_vae_tiling)
         pipe.vae.disable_tiling()
     if memory.attention_slicing:
         pipe.enable_attention_slicing()
@@ -115,3 +121,33 @@ def apply_memory_options(pipe: Any, memory: MemoryOptions, choice: DeviceChoice)
             logger.warning("models.memory.torch_compile is ignored: it is only used on CUDA",
                            device=choice.device)
     return applied
+
+
+def vae_tiling_mode(setting: VaeTiling | bool) -> VaeTiling:
+    """models.memory.vae_tiling as a mode; true/false (settings files from before the modes) are
+    always/never."""
+    if isinstance(setting, bool):
+        return "always" if setting else "never"
+    return setting
+
+
+def wants_vae_tiling(setting: VaeTiling | bool, pixels: int) -> bool:
+    """Whether a VAE pass over an image of `pixels` starts tiled (auto retries tiled after an OOM)."""
+    mode = vae_tiling_mode(setting)
+    return mode == "always" or (mode == "auto" and pixels > VAE_UNTILED_MAX_PIXELS)
+
+
+def apply_determinism(enabled: bool, choice: DeviceChoice) -> bool:
+    """models.deterministic on CUDA: deterministic kernels (warn_only: an op without one warns rather
+    than fails the run) and a fixed cuBLAS workspace, which must be set before cuBLAS starts. Returns
+    whether it applied. CPU kernels are deterministic already; MPS offers no such switch."""
+    if not enabled or choice.device != "cuda":
+        return False
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    return True

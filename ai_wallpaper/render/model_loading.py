@@ -22,7 +22,7 @@ from ai_wallpaper.config.render_settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
-from ai_wallpaper.render.devices import DeviceChoice, apply_memory_options, choose_device
+from ai_wallpaper.render.devices import DeviceChoice, apply_determinism, apply_memory_options, choose_device
 
 logger = log.get(__name__)
 SdxlRole = Literal["base", "refiner"]
@@ -73,6 +73,7 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
     """
     source = spec if isinstance(spec, ModelSource) else resolve_source(spec, role, models, paths)
     choice = choice or choose_device(models.device, models.dtype)
+    apply_determinism(models.deterministic, choice)
     diffusers = _import_diffusers()
     cls = (diffusers.StableDiffusionXLPipeline if role == "base"
            else diffusers.StableDiffusionXLImg2ImgPipeline)
@@ -194,6 +195,7 @@ def load_upscaler(spec: str | ModelSource, models: ModelSettings, paths: Paths, 
     """
     source = spec if isinstance(spec, ModelSource) else resolve_source(spec, "upscaler", models, paths)
     choice = choice or choose_device(models.device, models.dtype)
+    apply_determinism(models.deterministic, choice)
     if source.kind == "builtin":
         from ai_wallpaper.catalog.builtin import ensure_builtin_upscaler
 

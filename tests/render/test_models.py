@@ -328,3 +328,35 @@ def test_describe_model_for_run_json(mpaths: Paths, tiny_upscaler_file: Path) ->
     assert base["hash_scope"] == "file list and sizes (not contents)" and len(base["sha256"]) == 64
     assert base["model_index_sha256"] and base["self_test"] is True
     json.dumps([up, base])  # JSON-able as is
+
+
+@pytest.mark.parametrize(("setting", "pixels", "tiled"), [
+    ("auto", 1920 * 1024, False),  # the base image is decoded whole: tiles leave tone steps
+    ("auto", 7680 * 4096, True),  # 8K needs tiles
+    ("always", 64 * 64, True), ("never", 7680 * 4096, False),
+    (True, 64 * 64, True), (False, 7680 * 4096, False),  # older settings files: true/false
+])
+def test_vae_tiling_modes(setting: Any, pixels: int, tiled: bool) -> None:
+    from ai_wallpaper.render.devices import wants_vae_tiling
+
+    assert wants_vae_tiling(setting, pixels) is tiled
+
+
+def test_vae_tiling_setting_accepts_modes_and_old_booleans_only() -> None:
+    from ai_wallpaper.config.settings import settings_from_dict
+    from ai_wallpaper.core.errors import ConfigError
+
+    for value in ("auto", "always", "never", True, False):
+        assert settings_from_dict({"models": {"memory": {"vae_tiling": value}}}).models.memory.vae_tiling == value
+    with pytest.raises(ConfigError, match=r"models\.memory\.vae_tiling"):
+        settings_from_dict({"models": {"memory": {"vae_tiling": "sometimes"}}})
+
+
+def test_determinism_switch_is_cuda_only() -> None:
+    import torch
+
+    from ai_wallpaper.render.devices import apply_determinism, choose_device
+
+    cpu = choose_device("cpu", "float32")
+    assert apply_determinism(True, cpu) is False  # CPU kernels are deterministic already
+    assert not torch.are_deterministic_algorithms_enabled()
