@@ -24,9 +24,23 @@ def model_specs(models: ModelSettings) -> dict[Role, str | None]:
 
 
 def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
-    """Model identities (kind, location, file hashes) for run.json."""
-    return {role: describe_model(resolve_source(spec, role, models, paths))
-            for role, spec in model_specs(models).items() if spec}
+    """Model identities (kind, location, file hashes) for run.json. The built-in models are made
+    first (they are deterministic, and would be made at load anyway) so that a fresh cache still
+    records their hashes."""
+    described: dict[str, Any] = {}
+    for role, spec in model_specs(models).items():
+        if not spec:
+            continue
+        source = resolve_source(spec, role, models, paths)
+        if source.kind == "builtin":
+            from ai_wallpaper.catalog import builtin
+
+            if role == "upscaler":
+                builtin.ensure_builtin_upscaler(paths.builtin_models_dir)
+            else:
+                builtin.ensure_builtin_sdxl(paths.builtin_models_dir, source.builtin_name or "tiny")
+        described[role] = describe_model(source, paths.cache_dir)
+    return described
 
 
 class ModelHolder:

@@ -360,3 +360,12 @@ def test_determinism_switch_is_cuda_only() -> None:
     cpu = choose_device("cpu", "float32")
     assert apply_determinism(True, cpu) is False  # CPU kernels are deterministic already
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_model_hashes_are_recorded_on_a_fresh_cache(paths: Paths) -> None:
+    from ai_wallpaper.render.model_holder import describe_models
+
+    assert not paths.builtin_models_dir.exists()
+    described = describe_models(ModelSettings(base="builtin:tiny", upscaler="builtin:tiny"), paths)
+    assert described["base"]["sha256"] and described["upscaler"]["sha256"]
+    assert described["upscaler"]["hash_scope"] == "file contents"
