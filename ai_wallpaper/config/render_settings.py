@@ -107,6 +107,10 @@ class EnhanceSettings:
     strength: float = option(0.35, "How much to repaint: 0 keeps the image, 1 ignores it.", min=0.0, max=1.0)
     steps: int = option(30, "Nominal steps; about strength x steps are actually run.", min=1, max=500)
     guidance_scale: float = option(5.0, "CFG scale for the detail pass.", min=0.0, max=30.0)
+    scheduler: SchedulerName | None = option(
+        None, "Sampler for the detail pass (same names as pipeline.txt2img.scheduler); null = the same\n"
+        "as pipeline.txt2img.scheduler. Ancestral samplers (euler_a) stay deterministic per seed.",
+        example="euler_a")
     blend: BlendKind = option("gaussian", "Weight profile used to blend tile noise predictions.")
     batch_size: int | Literal["auto"] = option(
         "auto", "Tiles per UNet call; auto picks from free memory. Does not change the result.", min=1, max=64)

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from structlog.testing import capture_logs
 
-from ai_wallpaper.config.settings import Settings
+from ai_wallpaper.config.settings import Settings, settings_from_dict
+from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES
 from ai_wallpaper.core.errors import Cancelled
 from ai_wallpaper.render.stages import enhance as E
 from ai_wallpaper.render.stages import enhance_denoise as D
@@ -81,16 +83,23 @@ def test_strength_zero_returns_input_pixels_and_loads_nothing(tiny_pipe: Any, im
     assert counting.encode_calls == 0
 
 
-def _identity_setup(pipe: Any, image: Image.Image) -> tuple[torch.Tensor, Any, torch.Tensor]:
+def _identity_setup(pipe: Any, image: Image.Image, scheduler_name: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
     clean = E.encode_image(pipe, image, CPU)
-    scheduler = D.fresh_scheduler(pipe)
+    scheduler = D.fresh_scheduler(pipe, scheduler_name)
     timesteps = D.img2img_timesteps(scheduler, 10, 0.5, CPU)
     return clean, scheduler, timesteps
 
 
-@pytest.mark.parametrize("blend", ["gaussian", "cosine"])
-def test_identity_denoiser_returns_clean_latents(tiny_pipe: Any, image: Image.Image, blend: str) -> None:
-    clean, scheduler, timesteps = _identity_setup(tiny_pipe, image)
+# Every sampler, the ancestral one included: its per-step noise is re-predicted exactly by the
+# identity denoiser and its last step adds none. (DDIM is exact here because the tiny scheduler
+# config leaves set_alpha_to_one at True; SDXL's own says False and keeps ~3% of the last noise.)
+@pytest.mark.parametrize(("blend", "scheduler_name"), [
+    ("gaussian", "euler"), ("cosine", "euler"), ("gaussian", "euler_a"), ("cosine", "dpmpp_2m_karras"),
+    ("gaussian", "dpmpp_2m"), ("cosine", "ddim"),
+])
+def test_identity_denoiser_returns_clean_latents(tiny_pipe: Any, image: Image.Image, blend: str,
+                                                 scheduler_name: str) -> None:
+    clean, scheduler, timesteps = _identity_setup(tiny_pipe, image, scheduler_name)
     assert len(timesteps) == 5
     generator = torch.Generator().manual_seed(1)
     noisy = D.add_seeded_noise(scheduler, clean, timesteps[:1], generator)
@@ -164,6 +173,68 @@ def test_deterministic_and_seed_sensitive(tiny_pipe: Any, image: Image.Image, en
     assert np.abs(np.asarray(other, dtype=np.int16) - np.asarray(enhanced, dtype=np.int16)).mean() > 1
 
 
+def test_ancestral_sampler_is_seeded_and_independent_of_batch_size(tiny_pipe: Any) -> None:
+    image = smooth_image(512, 256)
+    rng = torch.get_rng_state()
+    first = np.asarray(run_enhance(image, tiny_pipe, config(scheduler="euler_a", batch_size=3)), dtype=np.int16)
+    again = np.asarray(run_enhance(image, tiny_pipe, config(scheduler="euler_a", batch_size=3)), dtype=np.int16)
+    one = np.asarray(run_enhance(image, tiny_pipe, config(scheduler="euler_a", batch_size=1)), dtype=np.int16)
+    other = np.asarray(run_enhance(image, tiny_pipe, config(scheduler="euler_a", seed=8)), dtype=np.int16)
+    # Every draw (initial noise and the sampler's per-step noise) came from the run's own generator.
+    assert torch.equal(torch.get_rng_state(), rng)
+    np.testing.assert_array_equal(again, first)
+    diff = np.abs(one - first)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # the tolerance of the batch-size test above
+    assert np.abs(other - first).mean() > 1
+
+
+def test_each_scheduler_gives_its_own_image_and_is_logged(tiny_pipe: Any) -> None:
+    image = smooth_image(512, 256)
+    with capture_logs() as logs:
+        outs = {name: np.asarray(run_enhance(image, tiny_pipe, config(scheduler=name)), dtype=np.int16)
+                for name in SCHEDULER_NAMES}
+    started = [(e["scheduler"], e["scheduler_class"]) for e in logs if e["event"] == "enhance.start"]
+    assert started == [("dpmpp_2m_karras", "DPMSolverMultistepScheduler"),
+                       ("dpmpp_2m", "DPMSolverMultistepScheduler"), ("euler", "EulerDiscreteScheduler"),
+                       ("euler_a", "EulerAncestralDiscreteScheduler"), ("ddim", "DDIMScheduler")]
+    names = list(outs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert np.abs(outs[a] - outs[b]).mean() > 2, (a, b)
+
+
+def test_null_scheduler_means_the_txt2img_scheduler(tiny_pipe: Any) -> None:
+    def cfg(settings: Settings) -> EnhanceConfig:
+        made = EnhanceConfig.from_settings(settings, prompt="a calm lake", negative_prompt="", seed=7)
+        return dataclasses.replace(made, tile=TILE, overlap=OVERLAP, steps=10, batch_size=3)
+
+    default = Settings()
+    assert default.pipeline.enhance.scheduler is None
+    assert cfg(default).scheduler == default.pipeline.txt2img.scheduler
+    following = cfg(settings_from_dict({"pipeline": {"txt2img": {"scheduler": "euler_a"},
+                                                     "enhance": {"scheduler": None}}}))
+    explicit = cfg(settings_from_dict({"pipeline": {"enhance": {"scheduler": "euler_a"}}}))
+    assert following.scheduler == explicit.scheduler == "euler_a"
+    image = smooth_image(512, 256)
+    assert run_enhance(image, tiny_pipe, following).tobytes() == run_enhance(image, tiny_pipe, explicit).tobytes()
+
+
+def test_prompt_is_encoded_under_inference_mode(tiny_pipe: Any) -> None:
+    seen: list[bool] = []
+
+    class Spy(CountingPipe):
+        def encode_prompt(self, *args: Any, **kwargs: Any) -> Any:
+            seen.append(torch.is_inference_mode_enabled())
+            return super().encode_prompt(*args, **kwargs)
+
+    cond = D.encode_conditioning(Spy(tiny_pipe), "a calm lake", "blurry", 5.0, TILE, CPU)
+    assert seen == [True]
+    for t in (cond.embeds, cond.pooled, cond.time_ids):
+        assert torch.is_inference(t) and not t.requires_grad
+    run_enhance(smooth_image(512, 256), Spy(tiny_pipe), config(steps=3))
+    assert seen == [True, True]
+
+
 def test_prompt_encoded_once_progress_and_pipe_untouched(tiny_pipe: Any) -> None:
     counting = CountingPipe(tiny_pipe)
     sched = tiny_pipe.scheduler
@@ -217,6 +288,8 @@ def test_from_settings_maps_auto_batch() -> None:
     ({"steps": 0}, r"pipeline\.enhance\.steps: must be >= 1"),
     ({"guidance_scale": float("nan")}, r"pipeline\.enhance\.guidance_scale: must be a finite number, got nan"),
     ({"blend": "box"}, r"pipeline\.enhance\.blend: must be one of gaussian, cosine, got 'box'"),
+    ({"scheduler": "heun"}, r"pipeline\.enhance\.scheduler: must be one of dpmpp_2m_karras, .*got 'heun'"),
+    ({"scheduler": None}, r"pipeline\.enhance\.scheduler: must be one of dpmpp_2m_karras, .*got None"),
     ({"batch_size": 0}, r"pipeline\.enhance\.batch_size: must be >= 1, got 0"),
     ({"seed": -1}, r"seed: must be an integer from 0 to 2\*\*63-1"),
     ({"seed": 2**63}, r"seed: must be an integer from 0 to 2\*\*63-1"),
@@ -243,6 +316,14 @@ def test_settings_and_stage_share_the_overlap_rule() -> None:
         config(tile=256, overlap=256)
     expected = "must be less than tile (256), got 256"
     assert expected in str(schema.value) and expected in str(stage.value)
+
+
+def test_settings_name_a_bad_enhance_scheduler() -> None:
+    from ai_wallpaper.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pipeline\.enhance\.scheduler: expected one of 'dpmpp_2m_karras'.*"
+                                          r"or null, got 'heun'"):
+        settings_from_dict({"pipeline": {"enhance": {"scheduler": "heun"}}})
 
 
 def test_bad_images_and_models(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:

@@ -13,6 +13,7 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.errors import Cancelled, RunError
 from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
 from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+from tests.render.test_stage_txt2img import inference_spy
 
 W, H, STEPS = 256, 128, 6
 
@@ -59,6 +60,14 @@ def test_the_shared_refiner_pipe_is_not_changed(tiny_pipe: Any, tiny_refiner_pip
     run_refine(latents, tiny_refiner_pipe, cfg)
     assert tiny_refiner_pipe.scheduler is scheduler and dict(scheduler.config) == config
     assert set(vars(tiny_refiner_pipe)) == state
+
+
+def test_prompt_encoding_runs_under_inference_mode(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:
+    cfg = refine_cfg(steps=3)
+    latents = base_latents(tiny_pipe, cfg)
+    spy, seen = inference_spy(tiny_refiner_pipe)
+    run_refine(latents, spy, cfg)
+    assert seen == [(True, True)]
 
 
 def test_cancel_during_refine(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:

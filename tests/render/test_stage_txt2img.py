@@ -84,6 +84,29 @@ def test_the_shared_pipe_is_not_changed(tiny_pipe: Any) -> None:
     assert set(vars(tiny_pipe)) == state  # no per-call attributes (_guidance_scale, ...) left behind
 
 
+def inference_spy(pipe: Any) -> tuple[Any, list[tuple[bool, bool]]]:
+    """A shallow copy of `pipe` whose encode_prompt records (inference mode on, every output an
+    inference tensor without grad). The stages' own copy.copy keeps the instance attribute."""
+    spy, seen = copy.copy(pipe), []
+    real = pipe.encode_prompt
+
+    def encode_prompt(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        tensors = [t for t in out if t is not None]
+        seen.append((torch.is_inference_mode_enabled(),
+                     all(torch.is_inference(t) and not t.requires_grad for t in tensors)))
+        return out
+
+    spy.encode_prompt = encode_prompt
+    return spy, seen
+
+
+def test_prompt_encoding_runs_under_inference_mode(tiny_pipe: Any) -> None:
+    spy, seen = inference_spy(tiny_pipe)
+    run_txt2img(spy, small(width=64, height=64, steps=2))
+    assert seen == [(True, True)]
+
+
 def test_progress_reports_every_step(tiny_pipe: Any) -> None:
     seen: list[tuple[int, int]] = []
     run_txt2img(tiny_pipe, small(steps=4), progress=lambda s, n: seen.append((s, n)))

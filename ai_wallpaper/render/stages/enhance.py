@@ -4,8 +4,10 @@ Mixture-of-Diffusers style (docs/ARCHITECTURE.md §4): the whole 8K image is enc
 once for `strength`, and at every timestep the UNet runs on each full-size latent tile; the tile
 noise predictions are blended with smooth, sum-normalised weights into ONE full-size prediction
 and ONE scheduler step is taken on the whole latent (`enhance_denoise.py`). No pixel-space pasting,
-no seam-fix passes, one scheduler state. This module holds the stage's config, the image <-> latent
-conversions and the run itself.
+no seam-fix passes, one scheduler state. The sampler is `pipeline.enhance.scheduler` (null = the
+txt2img one), built on the model's noise schedule; ancestral samplers take their per-step noise from
+the run's one CPU generator on the whole latent. This module holds the stage's config, the
+image <-> latent conversions and the run itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from ai_wallpaper.config.render_settings import EnhanceSettings
 from ai_wallpaper.config.settings import Settings
-from ai_wallpaper.config.vocabulary import BLEND_KINDS, BlendKind, tile_overlap_problem
+from ai_wallpaper.config.vocabulary import (
+    BLEND_KINDS,
+    SCHEDULER_NAMES,
+    BlendKind,
+    SchedulerName,
+    tile_overlap_problem,
+)
 from ai_wallpaper.core import log
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
@@ -70,6 +78,7 @@ class EnhanceConfig(StageConfig):
     strength: float
     steps: int
     guidance_scale: float
+    scheduler: SchedulerName  # resolved: pipeline.enhance.scheduler, else pipeline.txt2img.scheduler
     blend: BlendKind
     batch_size: int | None  # None = auto from free memory
 
@@ -78,7 +87,8 @@ class EnhanceConfig(StageConfig):
         e = settings.pipeline.enhance
         batch = None if e.batch_size == "auto" else int(e.batch_size)
         return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, tile=e.tile, overlap=e.overlap,
-                   strength=e.strength, steps=e.steps, guidance_scale=e.guidance_scale, blend=e.blend,
+                   strength=e.strength, steps=e.steps, guidance_scale=e.guidance_scale,
+                   scheduler=e.scheduler or settings.pipeline.txt2img.scheduler, blend=e.blend,
                    batch_size=batch)
 
     def problems(self) -> list[str]:
@@ -89,6 +99,7 @@ class EnhanceConfig(StageConfig):
             values["batch_size"] = self.batch_size
         found = [*prompt_problems(self.prompt, self.negative_prompt, self.seed),
                  *bound_problems(EnhanceSettings, "pipeline.enhance", values),
+                 *choice_problems("pipeline.enhance.scheduler", self.scheduler, SCHEDULER_NAMES),
                  *choice_problems("pipeline.enhance.blend", self.blend, BLEND_KINDS)]
         whole = not any(isinstance(v, bool) or not isinstance(v, int) for v in (self.tile, self.overlap))
         if whole and (problem := tile_overlap_problem(self.tile, self.overlap)):
@@ -190,8 +201,10 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
     raise_if_cancelled(cancel)
     clean = encode_image(pipe, image, device)
 
-    # 4. Timesteps like img2img (the last int(steps*strength)) and seeded noise, on a private scheduler.
-    scheduler = fresh_scheduler(pipe)
+    # 4. A private scheduler of the configured kind on the model's noise schedule; timesteps like
+    #    img2img (the last int(steps*strength)) and seeded noise at the first kept one. The same CPU
+    #    generator later feeds the ancestral samplers' per-step noise (enhance_denoise.step_kwargs).
+    scheduler = fresh_scheduler(pipe, cfg.scheduler)
     timesteps = img2img_timesteps(scheduler, cfg.steps, cfg.strength, device)
     generator = torch.Generator("cpu").manual_seed(cfg.seed)
     latents = add_seeded_noise(scheduler, clean, timesteps[:1], generator)
@@ -206,7 +219,7 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
     else:
         batch = auto_batch_size(len(boxes), latent_tile, pipe.unet, branches, free_memory_bytes(torch.device(device)))
     logger.info("enhance.start", size=f"{width}x{height}", tiles=len(boxes), tile=cfg.tile,
-                overlap=cfg.overlap,
+                overlap=cfg.overlap, scheduler=cfg.scheduler, scheduler_class=type(scheduler).__name__,
                 steps_run=len(timesteps), batch_size=batch, batch_auto=cfg.batch_size is None,
                 cfg_branches=branches, blend=cfg.blend)
     latents = denoise_tiled(latents, timesteps, scheduler, denoiser, boxes, weights, batch, generator,

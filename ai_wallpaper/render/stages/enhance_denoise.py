@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ai_wallpaper.config.vocabulary import SchedulerName
 from ai_wallpaper.render.stages.common import CancelCheck, Progress, never_cancel, no_progress, raise_if_cancelled
+from ai_wallpaper.render.stages.schedulers import make_scheduler
 from ai_wallpaper.render.stages.tiling import TileBox
 
 if TYPE_CHECKING:
@@ -54,28 +56,32 @@ class Conditioning:
 
 def encode_conditioning(pipe: Any, prompt: str, negative_prompt: str, guidance_scale: float, tile_px: int,
                         device: torch.device) -> Conditioning:
-    """Encode the prompt ONCE per run and build the SDXL micro-conditioning shared by all tiles."""
+    """Encode the prompt ONCE per run (under inference mode) and build the SDXL micro-conditioning
+    shared by all tiles."""
     import torch
 
     use_cfg = guidance_scale > 1.0  # diffusers' convention: CFG <= 1 is plain conditional
-    pos, neg, pos_pooled, neg_pooled = pipe.encode_prompt(
-        prompt=prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=use_cfg,
-        negative_prompt=negative_prompt or None)
-    embeds = torch.cat([neg, pos]) if use_cfg else pos
-    pooled = torch.cat([neg_pooled, pos_pooled]) if use_cfg else pos_pooled
     # Micro-conditioning: each tile is conditioned as a standalone tile_px x tile_px image,
     # original = target = tile size, crop (0, 0) -- what SDXL img2img uses for a 1024^2 picture
     # and what the peers' per-tile passes use. Honest crop offsets would reach 6656 px at 8K,
     # far outside anything SDXL saw in training (and SDXL renders non-zero crops as "cut off"
     # content); one shared vector also keeps every tile's UNet input identical in form.
     ids = [tile_px, tile_px, 0, 0, tile_px, tile_px]
-    expected = pipe.unet.add_embedding.linear_1.in_features
-    passed = pipe.unet.config.addition_time_embed_dim * len(ids) + pooled.shape[-1]
-    if expected != passed:
-        raise ValueError(f"the enhancement needs an SDXL base UNet with 6 micro-conditioning ids; this UNet "
-                         f"expects an added embedding of {expected}, not {passed} (a refiner UNet?). "
-                         "Use models.base (an SDXL base model) for the enhancement.")
-    time_ids = torch.tensor([ids] * embeds.shape[0], dtype=embeds.dtype, device=device)
+    # Inference mode: no autograd graph is kept for the text encoders, and every tensor built here
+    # is an inference tensor like the ones the UNet later consumes.
+    with torch.inference_mode():
+        pos, neg, pos_pooled, neg_pooled = pipe.encode_prompt(
+            prompt=prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=use_cfg,
+            negative_prompt=negative_prompt or None)
+        embeds = torch.cat([neg, pos]) if use_cfg else pos
+        pooled = torch.cat([neg_pooled, pos_pooled]) if use_cfg else pos_pooled
+        expected = pipe.unet.add_embedding.linear_1.in_features
+        passed = pipe.unet.config.addition_time_embed_dim * len(ids) + pooled.shape[-1]
+        if expected != passed:
+            raise ValueError(f"the enhancement needs an SDXL base UNet with 6 micro-conditioning ids; this UNet "
+                             f"expects an added embedding of {expected}, not {passed} (a refiner UNet?). "
+                             "Use models.base (an SDXL base model) for the enhancement.")
+        time_ids = torch.tensor([ids] * embeds.shape[0], dtype=embeds.dtype, device=device)
     return Conditioning(embeds=embeds, pooled=pooled, time_ids=time_ids, guidance_scale=guidance_scale)
 
 
@@ -98,13 +104,27 @@ def unet_denoiser(unet: Any, cond: Conditioning) -> Denoiser:
     return denoise
 
 
-def fresh_scheduler(pipe: Any) -> Any:
-    """A private scheduler with the pipe's config: the pipe's own is never mutated."""
+def fresh_scheduler(pipe: Any, name: SchedulerName | None = None) -> Any:
+    """A private scheduler built from the pipe's scheduler config (the model's noise schedule): of
+    kind `name` (`schedulers.make_scheduler`), or of the pipe's own kind when None. The pipe's own
+    scheduler is never mutated."""
+    if name is not None:
+        return make_scheduler(name, pipe.scheduler.config)
     return type(pipe.scheduler).from_config(pipe.scheduler.config)
 
 
+def step_kwargs(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
+    """Extra `scheduler.step` arguments, like diffusers' `prepare_extra_step_kwargs`: ancestral/SDE
+    samplers draw fresh noise inside step() and get the run's one CPU generator (on the whole
+    latent, so the draw does not depend on tiling or batching). `eta` is left at its default (0)."""
+    takes_generator = "generator" in inspect.signature(scheduler.step).parameters
+    return {"generator": generator} if takes_generator else {}
+
+
 def img2img_timesteps(scheduler: Any, steps: int, strength: float, device: torch.device) -> torch.Tensor:
-    """Set `steps` timesteps and keep the last int(steps*strength) of them, like diffusers img2img."""
+    """Set `steps` timesteps and keep the last int(steps*strength) of them, like diffusers'
+    StableDiffusionXLImg2ImgPipeline.get_timesteps; `set_begin_index` makes the sigma-indexed
+    schedulers (Euler, Euler a, DPM++) start their step counter and `add_noise` at the first kept one."""
     scheduler.set_timesteps(steps, device=device)
     t_start = steps - min(int(steps * strength), steps)
     if hasattr(scheduler, "set_begin_index"):
@@ -141,9 +161,7 @@ def denoise_tiled(latents: torch.Tensor, timesteps: torch.Tensor, scheduler: Any
     if not bool((weight_sum > 0).all()):
         raise ValueError("the tiles do not cover the whole latent (a tiling bug)")
     batches = [list(boxes[i:i + batch_size]) for i in range(0, len(boxes), batch_size)]
-    # Ancestral/SDE schedulers draw noise inside step(): give them our generator (determinism).
-    takes_generator = "generator" in inspect.signature(scheduler.step).parameters
-    step_kwargs = {"generator": generator} if takes_generator else {}
+    extra = step_kwargs(scheduler, generator)
     total, done = len(timesteps) * len(batches), 0
     with torch.inference_mode():
         for t in timesteps:
@@ -158,7 +176,7 @@ def denoise_tiled(latents: torch.Tensor, timesteps: torch.Tensor, scheduler: Any
                     blended[(..., *box.slices())] += pred[i:i + 1] * weights
                 done += 1
                 progress(done, total)
-            stepped = scheduler.step(blended / weight_sum, t, latents, **step_kwargs, return_dict=False)[0]
+            stepped = scheduler.step(blended / weight_sum, t, latents, **extra, return_dict=False)[0]
             latents = stepped.float()
     return latents
 

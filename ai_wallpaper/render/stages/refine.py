@@ -103,6 +103,8 @@ def run_refine(
     # 4. Denoise the low-noise remainder of the schedule and decode.
     logger.info("refine.start", steps=cfg.steps, high_noise_frac=cfg.high_noise_frac,
                 scheduler=cfg.scheduler, latent_size=tuple(latents.shape[-2:]))
+    # Inference mode covers every model call, the pipe's own prompt encoding included (no autograd
+    # graph is ever kept for the text encoders).
     with torch.inference_mode():
         output = run_pipe(
             **prompt_kwargs(cfg.prompt, cfg.negative_prompt, embeds),

@@ -117,6 +117,8 @@ def run_txt2img(
     want_latents = cfg.denoising_end is not None
     logger.info("txt2img.start", width=cfg.width, height=cfg.height, steps=cfg.steps,
                 scheduler=cfg.scheduler, seed=cfg.seed, denoising_end=cfg.denoising_end)
+    # Inference mode covers every model call, the pipe's own prompt encoding included (no autograd
+    # graph is ever kept for the text encoders).
     with torch.inference_mode():
         output = run_pipe(
             **prompt_kwargs(cfg.prompt, cfg.negative_prompt, embeds),
