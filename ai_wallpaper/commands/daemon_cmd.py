@@ -1,4 +1,5 @@
-"""Daemon and history commands: daemon, status, history, previous, favorite, next, install-service."""
+"""Daemon and history commands: daemon, status, history (`show` is in history_cmd), previous, favorite, next,
+install-service."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 from datetime import datetime
 from typing import Any
 
+from ai_wallpaper.commands import history_cmd
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.commands.service_cmd import cmd_install_service
 from ai_wallpaper.core.errors import ExitCode, WallpaperError
@@ -22,7 +24,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_daemon)
     p = sub.add_parser("status", parents=[common], help="is the daemon running, last and next run")
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("history", parents=[common], help="list recent runs")
+    p = sub.add_parser("history", parents=[common], help="list recent runs, or `history show RUN_ID`",
+                       description="List recent runs; `history show [RUN_ID]` prints one run's stages with "
+                                   "their time, peak memory and quality figures.")
+    history_cmd.add_arguments(p)
     p.add_argument("-n", "--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(func=cmd_history)
@@ -163,6 +168,8 @@ def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
+    if args.history_action == "show":
+        return history_cmd.cmd_history_show(args, ctx)
     runs = History(ctx.paths.history_db).list_runs(args.limit)
     if args.json:
         for r in runs:

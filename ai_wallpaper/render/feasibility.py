@@ -21,7 +21,7 @@ from ai_wallpaper.catalog.builtin import is_builtin
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.errors import ConfigError, ModelError
 from ai_wallpaper.core.paths import Paths
-from ai_wallpaper.render.stages.enhance import VAE_TILE_PX
+from ai_wallpaper.render.devices import VAE_TILE_PX
 
 # Parameter counts of the public models (bench/configs, counted on the meta device).
 SDXL_BASE_PARAMS = 3_469_000_000  # UNet 2567.5 M + VAE 83.7 M + CLIP-L 123.1 M + OpenCLIP bigG 694.7 M

@@ -19,7 +19,9 @@ from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import RunError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.progress import PeakMemory, StageProgress
+from ai_wallpaper.render import contact_sheet
 from ai_wallpaper.render.model_holder import ModelHolder, describe_models
+from ai_wallpaper.render.quality import enhance_tiles, measure
 from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory
 from ai_wallpaper.render.run_record import StageRecord
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
@@ -123,12 +125,18 @@ class _Runner:
 
     def done(self, name: str, image: Image.Image | None, compress: int, **extra: Any) -> None:
         seconds, rss, cuda = self._timing
-        file = None
+        file, figures = None, None
         if image is not None:
             text = png_metadata(self.plan, self.settings) if name == "final" else None
             file = self.run.save_image(name, image, compress_level=compress, text=text).name
             self.current = image
-        self.run.mark_stage(name, status="done", seconds=seconds, peak_rss=rss, peak_cuda=cuda, file=file, **extra)
+            started = time.monotonic()
+            enh = self.settings.pipeline.enhance  # its tiles, for the seam score
+            tiles = enhance_tiles(image.width, image.height, enh.tile, enh.overlap) if name == "enhanced" else None
+            figures = measure(image, tiles=tiles).to_json()
+            logger.info("stage quality", stage=name, ms=round(1000 * (time.monotonic() - started)), **figures)
+        self.run.mark_stage(name, status="done", seconds=seconds, peak_rss=rss, peak_cuda=cuda, file=file,
+                            quality=figures, **extra)
         raise_if_cancelled(self.opts.cancel)
 
     @staticmethod
@@ -263,7 +271,12 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
         raise_if_cancelled(opts.cancel)
         step(runner)
     runner.models.release_all()
-    if not opts.save_stages:
+    if opts.save_stages:
+        try:  # a diagnostic page: a failure to write it does not fail the finished run
+            contact_sheet.write(run.path, contact_sheet.stage_entries(run.path, run.record.stages))
+        except OSError as exc:
+            logger.warning("contact sheet not written", error=str(exc))
+    else:
         run.remove_intermediates()
     final = run.stage_path("final")
     run.finish("success", final=final, kept_intermediates=opts.save_stages)

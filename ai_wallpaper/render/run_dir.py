@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ai_wallpaper import __version__
 from ai_wallpaper.core import atomic
 from ai_wallpaper.core.errors import ConfigError, RunError
+from ai_wallpaper.render.contact_sheet import CONTACT_SHEET
 from ai_wallpaper.render.run_record import (
     RUN_JSON,
     STAGE_FILES,
@@ -202,7 +203,7 @@ def new_folder_problem(path: Path) -> str | None:
 
 # --- which files are ours -----------------------------------------------------------------------
 def our_file_names() -> set[str]:
-    return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, *STAGE_FILES.values()}
+    return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, CONTACT_SHEET, *STAGE_FILES.values()}
 
 
 def is_our_temp_file(name: str) -> bool:

@@ -58,6 +58,7 @@ class StageRecord:
     prompt: str | None = None  # a diffusion stage: the prompt it encoded
     loras: list[dict[str, Any]] | None = None  # a diffusion stage: [{name, weight, sha256}]
     upscaler: dict[str, Any] | None = None  # the upscale stage: architecture, scale, dtype, device, tile, margin
+    quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
 
     def to_json(self) -> dict[str, Any]:
         always = ("status", "seconds", "peak_rss_mb", "peak_cuda_mb", "file")

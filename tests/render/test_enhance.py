@@ -16,10 +16,12 @@ from structlog.testing import capture_logs
 from ai_wallpaper.config.settings import Settings, settings_from_dict
 from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES
 from ai_wallpaper.core.errors import Cancelled
+from ai_wallpaper.render.devices import VAE_TILE_PX
 from ai_wallpaper.render.stages import enhance as E
 from ai_wallpaper.render.stages import enhance_denoise as D
 from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
+from ai_wallpaper.render.stages.vae import vae_mode, vae_pass
 
 CPU = torch.device("cpu")
 TILE, OVERLAP = 256, 64
@@ -84,7 +86,7 @@ def test_strength_zero_returns_input_pixels_and_loads_nothing(tiny_pipe: Any, im
 
 
 def _identity_setup(pipe: Any, image: Image.Image, scheduler_name: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
-    clean = E.encode_image(pipe, image, CPU)
+    clean = E.encode_image(pipe, image, CPU, "auto")
     scheduler = D.fresh_scheduler(pipe, scheduler_name)
     timesteps = D.img2img_timesteps(scheduler, 10, 0.5, CPU)
     return clean, scheduler, timesteps
@@ -120,19 +122,19 @@ def test_identity_denoiser_with_dpm_solver(tiny_pipe: Any, image: Image.Image) -
     dpm = DPMSolverMultistepScheduler.from_config(tiny_pipe.scheduler.config)
     pipe: Any = StableDiffusionXLPipeline(**{**tiny_pipe.components, "scheduler": dpm})
     pipe.set_progress_bar_config(disable=True)
-    clean = E.encode_image(pipe, image, CPU)
+    clean = E.encode_image(pipe, image, CPU, "auto")
     den = identity_denoiser(clean, D.fresh_scheduler(pipe).alphas_cumprod)
     out = run_enhance(image, pipe, config(strength=0.5, blend="cosine"), denoiser=den)
-    expected = E.decode_latents(pipe, clean)
+    expected = E.decode_latents(pipe, clean, "auto")
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(expected, dtype=np.int16))
     assert diff.max() <= 1
 
 
 def test_identity_run_equals_vae_round_trip(tiny_pipe: Any, image: Image.Image) -> None:
-    clean = E.encode_image(tiny_pipe, image, CPU)
+    clean = E.encode_image(tiny_pipe, image, CPU, "auto")
     den = identity_denoiser(clean, D.fresh_scheduler(tiny_pipe).alphas_cumprod)
     out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
-    round_trip = E.decode_latents(tiny_pipe, clean)
+    round_trip = E.decode_latents(tiny_pipe, clean, "auto")
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))
     assert diff.max() <= 1, "the pixel output equals the plain VAE round trip within rounding"
     # and the stage did not silently fall back to returning its input
@@ -336,15 +338,13 @@ def test_bad_images_and_models(tiny_pipe: Any, tiny_refiner_pipe: Any) -> None:
         run_enhance(smooth_image(512, 256), tiny_refiner_pipe, config())
 
 
-def test_tiled_vae_path_keeps_identity_and_restores_vae(tiny_pipe: Any,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """8K images go through the tiled VAE; force that path on a small image."""
-    monkeypatch.setattr(E, "VAE_UNTILED_MAX_PIXELS", 0)
+def test_tiled_vae_path_keeps_identity_and_restores_vae(tiny_pipe: Any) -> None:
+    """8K images go through the tiled VAE (auto); force that path on a small image with "always"."""
     image = smooth_image(512, 256)
-    clean = E.encode_image(tiny_pipe, image, CPU)
+    clean = E.encode_image(tiny_pipe, image, CPU, "always")
     den = identity_denoiser(clean, D.fresh_scheduler(tiny_pipe).alphas_cumprod)
-    out = run_enhance(image, tiny_pipe, config(strength=0.5), denoiser=den)
-    round_trip = E.decode_latents(tiny_pipe, clean)
+    out = run_enhance(image, tiny_pipe, config(strength=0.5, vae_tiling="always"), denoiser=den)
+    round_trip = E.decode_latents(tiny_pipe, clean, "always")
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(round_trip, dtype=np.int16))
     assert diff.max() <= 1
     assert tiny_pipe.vae.use_tiling is False
@@ -356,7 +356,29 @@ def test_fp16_vae_that_is_not_fp16_safe_runs_in_fp32_and_is_restored(tiny_pipe: 
     vae = copy.deepcopy(tiny_pipe.vae).to(torch.float16)
     assert vae.config.force_upcast
     own_tile = vae.tile_sample_min_size
-    with E._vae_for_size(vae, 10**8) as dtype:
+    with vae_mode(vae, True) as dtype:
         assert dtype == torch.float32 and vae.dtype == torch.float32 and vae.use_tiling
-        assert vae.tile_sample_min_size == E.VAE_TILE_PX
+        assert vae.tile_sample_min_size == VAE_TILE_PX
     assert vae.dtype == torch.float16 and not vae.use_tiling and vae.tile_sample_min_size == own_tile
+
+
+@pytest.mark.parametrize(("setting", "calls", "tiled"), [
+    ("auto", [False, True], True),  # whole first; the out-of-memory error is retried tiled
+    ("never", [False], None),  # the user said never: the error stands
+])
+def test_an_untiled_vae_pass_that_runs_out_of_memory(tiny_pipe: Any, setting: str, calls: list[bool],
+                                                     tiled: bool | None) -> None:
+    seen: list[bool] = []
+
+    def run(dtype: torch.dtype) -> str:
+        seen.append(bool(tiny_pipe.vae.use_tiling))
+        if not tiny_pipe.vae.use_tiling:
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        return "decoded"
+
+    if tiled is None:
+        with pytest.raises(torch.OutOfMemoryError):
+            vae_pass(tiny_pipe.vae, setting, 1920 * 1024, run)
+    else:
+        assert vae_pass(tiny_pipe.vae, setting, 1920 * 1024, run) == ("decoded", tiled)
+    assert seen == calls and tiny_pipe.vae.use_tiling is False

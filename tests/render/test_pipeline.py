@@ -179,3 +179,53 @@ def test_old_run_directories_are_pruned_but_history_is_kept(paths_with_models: P
     newest, oldest = runs
     assert newest.run_dir and Path(newest.run_dir).is_dir()
     assert oldest.run_dir and not Path(oldest.run_dir).exists()
+
+
+def test_every_stage_records_its_quality_and_save_stages_writes_a_contact_sheet(
+        paths_with_models: Paths, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ai_wallpaper.render import contact_sheet as c
+
+    out = tmp_path / "run"
+    assert generate(paths_with_models, "--save-stages", "--output", str(out)) == 0
+    stages = json.loads((out / RUN_JSON).read_text())["stages"]
+    done = [name for name in STAGE_FILES if stages[name]["status"] == "done"]
+    assert done == ["base", "upscaled", "enhanced", "final"]
+    for name in done:
+        figures = stages[name]["quality"]
+        assert {"sharpness", "contrast", "colorfulness", "noise", "score"} <= set(figures), name
+        assert all(isinstance(v, float) for v in figures.values())
+        assert ("seam" in figures) == (name == "enhanced")  # 512x256 in 256 px tiles: three tiles
+    assert "quality" not in stages["refined"]
+    # one column per saved stage: thumbnails 240 high (128x64 and 512x256 -> 480 wide, 480x270 -> 427),
+    # each column at least one crop cell wide; then the 100% crops under them
+    with Image.open(out / c.CONTACT_SHEET) as img:
+        sheet = np.asarray(img.convert("RGB"))
+    widths = [max(480, c.CROP), max(480, c.CROP), max(480, c.CROP), max(427, c.CROP)]
+    assert sheet.shape[:2] == (2 * c.MARGIN + c.THUMB_HEIGHT + c.THUMB_LINES * c.LINE_HEIGHT + c.GAP
+                               + c.CROP + c.CROP_LINES * c.LINE_HEIGHT, 2 * c.MARGIN + sum(widths) + 3 * c.GAP)
+    top = c.MARGIN + c.THUMB_HEIGHT + c.THUMB_LINES * c.LINE_HEIGHT + c.GAP
+    left = c.MARGIN + sum(widths[:2]) + 2 * c.GAP  # the third column: enhanced
+    with Image.open(out / STAGE_FILES["enhanced"]) as img:
+        centre = np.asarray(img.convert("RGB"))[:, 96:416]  # 320 wide around x = 256; all 256 rows
+    assert np.array_equal(sheet[top:top + 256, left:left + 320], centre)
+
+    # `history show` prints every stage with its time, memory and figures
+    capsys.readouterr()
+    run_id = json.loads((out / RUN_JSON).read_text())["run_id"]
+    assert main(["history", "show", run_id]) == 0
+    shown = capsys.readouterr().out
+    assert f"run {run_id}: success" in shown and f"contact sheet: {out / c.CONTACT_SHEET}" in shown
+    rows = {line.split()[0]: line.split() for line in shown.splitlines()[-5:]}
+    assert rows["refined"][:2] == ["refined", "skipped"]
+    for name in done:
+        row = rows[name]
+        assert row[1] == "done" and float(row[2]) == pytest.approx(stages[name]["seconds"], abs=0.01)
+        assert float(row[3]) == pytest.approx(stages[name]["peak_rss_mb"], abs=1) and row[4] == "-"  # no CUDA
+        assert float(row[5]) == pytest.approx(stages[name]["quality"]["sharpness"], abs=0.1)
+        assert (row[10] != "-") == (name == "enhanced")  # the seam column
+    # the plain list still works beside it, and so does --json for one run
+    assert main(["history", "-n", "5"]) == 0 and run_id in capsys.readouterr().out
+    assert main(["history", "show", run_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stages"]["enhanced"]["quality"] == stages["enhanced"]["quality"]
+    assert main(["history", "show", "20000101-000000-abcdef"]) == 1
+    assert "no run '20000101-000000-abcdef' in the history" in capsys.readouterr().err

@@ -12,8 +12,6 @@ image <-> latent conversions and the run itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,7 @@ from ai_wallpaper.config.vocabulary import (
     tile_overlap_problem,
 )
 from ai_wallpaper.core import log
+from ai_wallpaper.render.devices import VaeTiling
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
@@ -53,6 +52,7 @@ from ai_wallpaper.render.stages.enhance_denoise import (
     unet_denoiser,
 )
 from ai_wallpaper.render.stages.tiling import blend_weights, tile_grid, validate_tiling
+from ai_wallpaper.render.stages.vae import vae_pass
 
 if TYPE_CHECKING:
     import torch
@@ -60,12 +60,6 @@ if TYPE_CHECKING:
 
 logger = log.get(__name__)
 
-# Above this many pixels the VAE runs tiled. 1920x1024 (what txt2img decodes whole anyway) stays
-# untiled: faster and free of VAE tile seams; an 8K image (31 MP) is always tiled.
-VAE_UNTILED_MAX_PIXELS = 1920 * 1080
-# VAE tile size in pixels while tiled: SDXL's own (its config sample_size). Small models (the
-# built-in tiny VAE says 128) would otherwise cut 8K into ~3000 tiles and spend minutes on overhead.
-VAE_TILE_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -81,6 +75,7 @@ class EnhanceConfig(StageConfig):
     scheduler: SchedulerName  # resolved: pipeline.enhance.scheduler, else pipeline.txt2img.scheduler
     blend: BlendKind
     batch_size: int | None  # None = auto from free memory
+    vae_tiling: VaeTiling | bool  # models.memory.vae_tiling
 
     @classmethod
     def from_settings(cls, settings: Settings, *, prompt: str, negative_prompt: str, seed: int) -> EnhanceConfig:
@@ -89,7 +84,7 @@ class EnhanceConfig(StageConfig):
         return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, tile=e.tile, overlap=e.overlap,
                    strength=e.strength, steps=e.steps, guidance_scale=e.guidance_scale,
                    scheduler=e.scheduler or settings.pipeline.txt2img.scheduler, blend=e.blend,
-                   batch_size=batch)
+                   batch_size=batch, vae_tiling=settings.models.memory.vae_tiling)
 
     def problems(self) -> list[str]:
         """Every image-independent problem (`validate_tiling` checks the rest against the image)."""
@@ -112,48 +107,27 @@ class EnhanceConfig(StageConfig):
         return min(int(self.steps * self.strength), self.steps)
 
 
-@contextmanager
-def _vae_for_size(vae: Any, pixels: int) -> Iterator[torch.dtype]:
-    """Temporarily set VAE tiling for an image of `pixels` pixels (tiled above
-    VAE_UNTILED_MAX_PIXELS) and run an fp16 VAE that is not fp16-safe (force_upcast) in fp32;
-    the pipe's VAE is restored afterwards."""
-    import torch
-
-    old_tiling, old_dtype = getattr(vae, "use_tiling", False), vae.dtype
-    old_tiles = (getattr(vae, "tile_sample_min_size", None), getattr(vae, "tile_latent_min_size", None))
-    upcast = old_dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
-    vae.use_tiling = pixels > VAE_UNTILED_MAX_PIXELS
-    if old_tiles[0] is not None:
-        vae.tile_sample_min_size = VAE_TILE_PX
-        vae.tile_latent_min_size = VAE_TILE_PX // 2 ** (len(vae.config.block_out_channels) - 1)
-    if upcast:
-        vae.to(dtype=torch.float32)
-    try:
-        yield vae.dtype
-    finally:
-        vae.use_tiling = old_tiling
-        if old_tiles[0] is not None:
-            vae.tile_sample_min_size, vae.tile_latent_min_size = old_tiles
-        if upcast:
-            vae.to(dtype=old_dtype)
-
-
-def encode_image(pipe: Any, image: Image.Image, device: torch.device) -> torch.Tensor:
+def encode_image(pipe: Any, image: Image.Image, device: torch.device, vae_tiling: VaeTiling | bool) -> torch.Tensor:
     """PIL -> scaled fp32 latents (1, C, H/8, W/8). Uses the posterior mean, not a sample: VAE
     sampling noise would only add grain, and the mean keeps the identity exact."""
     import torch
 
     vae = pipe.vae
-    with torch.inference_mode(), _vae_for_size(vae, image.width * image.height) as dtype:
+
+    def encode(dtype: torch.dtype) -> torch.Tensor:
         pixels = (pil_to_tensor(image) * 2.0 - 1.0).to(device=device, dtype=dtype)
-        latents = vae.encode(pixels).latent_dist.mode().float()
+        return vae.encode(pixels).latent_dist.mode().float()
+
+    with torch.inference_mode():
+        latents, tiled = vae_pass(vae, vae_tiling, image.width * image.height, encode)
+    logger.info("enhance.vae_encode", tiled=tiled)
     mean, std, shift = latent_normalisation(vae, device)
     if mean is not None and std is not None:
         return (latents - mean) * vae.config.scaling_factor / std
     return (latents - shift) * vae.config.scaling_factor
 
 
-def decode_latents(pipe: Any, latents: torch.Tensor) -> Image.Image:
+def decode_latents(pipe: Any, latents: torch.Tensor, vae_tiling: VaeTiling | bool) -> Image.Image:
     """Scaled latents -> PIL RGB (rounded to uint8)."""
     import torch
 
@@ -165,8 +139,9 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> Image.Image:
         latents = latents / vae.config.scaling_factor + shift
     scale = int(2 ** (len(vae.config.block_out_channels) - 1))
     size = latents.shape[-2] * latents.shape[-1] * scale * scale
-    with torch.inference_mode(), _vae_for_size(vae, size) as dtype:
-        pixels = vae.decode(latents.to(dtype)).sample.float()
+    with torch.inference_mode():
+        pixels, tiled = vae_pass(vae, vae_tiling, size, lambda dtype: vae.decode(latents.to(dtype)).sample.float())
+    logger.info("enhance.vae_decode", tiled=tiled)
     return tensor_to_pil((pixels / 2.0 + 0.5).clamp(0, 1))
 
 
@@ -199,7 +174,7 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
 
     # 3. Encode the image to latents once (tiled VAE, fp32 if the VAE is not fp16-safe).
     raise_if_cancelled(cancel)
-    clean = encode_image(pipe, image, device)
+    clean = encode_image(pipe, image, device, cfg.vae_tiling)
 
     # 4. A private scheduler of the configured kind on the model's noise schedule; timesteps like
     #    img2img (the last int(steps*strength)) and seeded noise at the first kept one. The same CPU
@@ -227,4 +202,4 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
 
     # 6. Decode (tiled) back to pixels.
     raise_if_cancelled(cancel)
-    return decode_latents(pipe, latents)
+    return decode_latents(pipe, latents, cfg.vae_tiling)

@@ -22,6 +22,7 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import SCHEDULER_NAMES, SchedulerName
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import Cancelled
+from ai_wallpaper.render.devices import VaeTiling, wants_vae_tiling
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
@@ -35,6 +36,7 @@ from ai_wallpaper.render.stages.common import (
     raise_if_cancelled,
 )
 from ai_wallpaper.render.stages.schedulers import make_scheduler
+from ai_wallpaper.render.stages.vae import vae_mode
 
 if TYPE_CHECKING:
     import torch
@@ -60,13 +62,15 @@ class Txt2ImgConfig(StageConfig):
     scheduler: SchedulerName
     # With a refiner the base stops at this fraction and hands latents over (ensemble of experts).
     denoising_end: float | None
+    vae_tiling: VaeTiling | bool  # models.memory.vae_tiling
 
     @classmethod
     def from_settings(cls, settings: Settings, *, prompt: str, negative_prompt: str, seed: int) -> Txt2ImgConfig:
         t = settings.pipeline.txt2img
         handoff = settings.pipeline.refine.high_noise_frac if settings.models.refiner is not None else None
         return cls(prompt=prompt, negative_prompt=negative_prompt, seed=seed, width=t.width, height=t.height,
-                   steps=t.steps, guidance_scale=t.guidance_scale, scheduler=t.scheduler, denoising_end=handoff)
+                   steps=t.steps, guidance_scale=t.guidance_scale, scheduler=t.scheduler, denoising_end=handoff,
+                   vae_tiling=settings.models.memory.vae_tiling)
 
     def problems(self) -> list[str]:
         found = [*prompt_problems(self.prompt, self.negative_prompt, self.seed),
@@ -116,10 +120,12 @@ def run_txt2img(
     # 4. Run, reporting progress and honouring cancel between steps.
     want_latents = cfg.denoising_end is not None
     logger.info("txt2img.start", width=cfg.width, height=cfg.height, steps=cfg.steps,
-                scheduler=cfg.scheduler, seed=cfg.seed, denoising_end=cfg.denoising_end)
+                scheduler=cfg.scheduler, seed=cfg.seed, denoising_end=cfg.denoising_end,
+                vae_tiled=wants_vae_tiling(cfg.vae_tiling, cfg.width * cfg.height) and not want_latents)
     # Inference mode covers every model call, the pipe's own prompt encoding included (no autograd
-    # graph is ever kept for the text encoders).
-    with torch.inference_mode():
+    # graph is ever kept for the text encoders). The VAE decodes whole unless vae_tiling says so.
+    tiled = wants_vae_tiling(cfg.vae_tiling, cfg.width * cfg.height) and not want_latents
+    with torch.inference_mode(), vae_mode(pipe.vae, tiled, upcast=False):
         output = run_pipe(
             **prompt_kwargs(cfg.prompt, cfg.negative_prompt, embeds),
             width=cfg.width,
