@@ -85,7 +85,7 @@ def compare(image: Any, pipe: Any, cfg: Any, rounds: int = 2, mask_blur: float =
         if log:
             log(f"round {r + 1}: naive {seconds:.1f} s")
     assert ours_img is not None and naive_img is not None
-    round_trip = decode_latents(pipe, encode_image(pipe, image, pipe._execution_device))
+    round_trip = decode_latents(pipe, encode_image(pipe, image, pipe._execution_device, cfg.vae_tiling), cfg.vae_tiling)
     return Comparison(
         ours_seconds=ours_t, naive_seconds=naive_t,
         ours_seam=seam_score(ours_img, boxes, band), naive_seam=seam_score(naive_img, boxes, band),

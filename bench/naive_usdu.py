@@ -136,7 +136,7 @@ def run_naive_usdu(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: 
                 latents = retrieve_latents(vae.encode(pixels), generator=generator).float()
             latents = latents * vae.config.scaling_factor
             # 3. img2img denoise of this one tile (batch 1, CFG doubles it), private scheduler
-            scheduler = fresh_scheduler(pipe)
+            scheduler = fresh_scheduler(pipe, cfg.scheduler)  # the sampler the product uses
             timesteps = img2img_timesteps(scheduler, cfg.steps, cfg.strength, device)
             latents = add_seeded_noise(scheduler, latents, timesteps[:1], generator)
             latent_box = [TileBox(0, 0, latents.shape[-2], latents.shape[-1])]
