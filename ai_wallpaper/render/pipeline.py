@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
@@ -223,14 +223,23 @@ class _Runner:
             return
         source = self.input_image("enhanced")
         cfg = EnhanceConfig.from_settings(self.settings, **self.prompting)
+        if earlier := self.run.record.decisions.get("enhanced"):
+            # A resumed run repeats what the interrupted one chose: batch and tile change the result.
+            cfg = replace(cfg, batch_size=earlier["batch_size"], tile=earlier["tile"],
+                          overlap=earlier["overlap"])
+
+        def decided(decision: dict[str, Any]) -> None:
+            self.run.record.decisions["enhanced"] = decision
+            self.run.save()
+
         with self.stage("enhanced") as progress:
             pipe = self.models.get("base")
             # The same stack as the base stage: its trigger words are in the prompt, and a style LoRA
             # missing here would be painted over at 8K.
             with applied_loras(pipe, self.plan.loras):
-                image = run_enhance(source, pipe, cfg, progress, self.opts.cancel)
+                image = run_enhance(source, pipe, cfg, progress, self.opts.cancel, on_decision=decided)
         self.done("enhanced", image, self.settings.output.intermediate_compress_level,
-                  **self.conditioning(cfg.prompt, self.plan.loras))
+                  enhance=self.run.record.decisions["enhanced"], **self.conditioning(cfg.prompt, self.plan.loras))
 
     # 5. downsample ------------------------------------------------------------------------------
     def stage_final(self) -> None:

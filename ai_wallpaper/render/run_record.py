@@ -58,6 +58,7 @@ class StageRecord:
     prompt: str | None = None  # a diffusion stage: the prompt it encoded
     loras: list[dict[str, Any]] | None = None  # a diffusion stage: [{name, weight, sha256}]
     upscaler: dict[str, Any] | None = None  # the upscale stage: architecture, scale, dtype, device, tile, margin
+    enhance: dict[str, Any] | None = None  # the enhancement: batch_size, tile, overlap, backoffs
     quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +86,9 @@ class RunManifest:
     error: str | None = None
     final: str | None = None
     intermediates_kept: bool | None = None
+    # Choices a stage made while running that change its result (the enhancement's batch size and tile
+    # after out-of-memory backoffs), written as they are made so that --resume repeats them.
+    decisions: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -170,9 +174,14 @@ def record_problems(record: Any, where: str) -> list[str]:
     for key in ("self_test", "intermediates_kept"):
         if record.get(key) is not None and not isinstance(record[key], bool):
             bad(key, "must be true or false")
-    for key in ("versions", "models"):
+    for key in ("versions", "models", "decisions"):
         if key in record and not isinstance(record[key], dict):
             bad(key, "must be an object")
+    enhanced = record.get("decisions", {}).get("enhanced") if isinstance(record.get("decisions"), dict) else None
+    if enhanced is not None and not (isinstance(enhanced, dict)
+                                     and all(_int_in(enhanced.get(k), 0 if k == "overlap" else 1, _MAX_SIDE)
+                                             for k in ("batch_size", "tile", "overlap"))):
+        bad("decisions.enhanced", f"must hold batch_size, tile and overlap as whole numbers up to {_MAX_SIDE}")
     if "settings" in record:
         _, settings_problems = build(Settings, record["settings"], Source(f"{where} settings"))
         problems.extend(str(p) for p in settings_problems)

@@ -12,6 +12,7 @@ image <-> latent conversions and the run itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +41,15 @@ from ai_wallpaper.render.stages.common import (
     raise_if_cancelled,
     tensor_to_pil,
 )
+from ai_wallpaper.render.stages.enhance_backoff import Denoising, Layout, denoise_with_backoff
 from ai_wallpaper.render.stages.enhance_denoise import (
     Denoiser,
-    add_seeded_noise,
     auto_batch_size,
-    denoise_tiled,
     encode_conditioning,
     free_memory_bytes,
     fresh_scheduler,
-    img2img_timesteps,
     unet_denoiser,
 )
-from ai_wallpaper.render.stages.tiling import blend_weights, tile_grid, validate_tiling
 from ai_wallpaper.render.stages.vae import vae_pass
 
 if TYPE_CHECKING:
@@ -146,45 +144,44 @@ def decode_latents(pipe: Any, latents: torch.Tensor, vae_tiling: VaeTiling | boo
 
 
 def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Progress = no_progress,
-                cancel: CancelCheck = never_cancel, *, denoiser: Denoiser | None = None) -> Image.Image:
+                cancel: CancelCheck = never_cancel, *, denoiser: Denoiser | None = None,
+                on_decision: Callable[[dict[str, Any]], None] | None = None) -> Image.Image:
     """Enhance an (8K) image with SDXL tiled img2img. `pipe` is a StableDiffusionXLPipeline; it is
     not mutated (its VAE is tiled/upcast only for the duration of a call). `denoiser` replaces
-    the UNet (tests, benchmarks); None = the pipe's UNet with CFG."""
+    the UNet (tests, benchmarks); None = the pipe's UNet with CFG. `on_decision` hears the batch size
+    and tile chosen (again after each out-of-memory backoff: stages/enhance_backoff.py)."""
     import torch
 
     # 1. Check inputs (config validated itself on construction; these depend on the image).
     image = image.convert("RGB")
     width, height = image.size
     scale = int(pipe.vae_scale_factor)
-    validate_tiling(height, width, cfg.tile, cfg.overlap, scale)
+    layout = Layout.of(height, width, cfg.tile, cfg.overlap, scale, cfg.blend)
     if cfg.steps_to_run == 0:
         logger.info("enhance.skipped", reason="strength x steps < 1: nothing to run", strength=cfg.strength)
         return image.copy()
     device = pipe._execution_device
-    latent_tile = cfg.tile // scale
-    boxes = tile_grid(height // scale, width // scale, latent_tile, cfg.overlap // scale)
-    weights = blend_weights(latent_tile, latent_tile, cfg.blend, overlap=cfg.overlap // scale)
 
-    # 2. Encode the prompt once for the whole run (never per tile).
-    cond = None
-    if denoiser is None:
-        cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, cfg.tile, device)
-        denoiser = unet_denoiser(pipe.unet, cond)
-    branches = 2 if cond is not None and cond.cfg else 1
+    # 2. The UNet call for a tile size, its prompt encoded once per tile size (never per tile).
+    encoded: dict[int, Denoiser] = {}
+
+    def denoiser_for(tile_px: int) -> Denoiser:
+        if denoiser is not None:
+            return denoiser
+        if tile_px not in encoded:
+            encoded.clear()  # a backoff to smaller tiles frees the larger tiles' conditioning
+            cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, tile_px, device)
+            encoded[tile_px] = unet_denoiser(pipe.unet, cond)
+        return encoded[tile_px]
+
+    denoiser_for(layout.tile)  # encoded now: a UNet that is not an SDXL base fails before any long work
+    branches = 2 if denoiser is None and cfg.guidance_scale > 1.0 else 1  # CFG doubles each UNet call
 
     # 3. Encode the image to latents once (tiled VAE, fp32 if the VAE is not fp16-safe).
     raise_if_cancelled(cancel)
     clean = encode_image(pipe, image, device, cfg.vae_tiling)
 
-    # 4. A private scheduler of the configured kind on the model's noise schedule; timesteps like
-    #    img2img (the last int(steps*strength)) and seeded noise at the first kept one. The same CPU
-    #    generator later feeds the ancestral samplers' per-step noise (enhance_denoise.step_kwargs).
-    scheduler = fresh_scheduler(pipe, cfg.scheduler)
-    timesteps = img2img_timesteps(scheduler, cfg.steps, cfg.strength, device)
-    generator = torch.Generator("cpu").manual_seed(cfg.seed)
-    latents = add_seeded_noise(scheduler, clean, timesteps[:1], generator)
-
-    # 5. Denoise: every tile through the UNet per step, predictions blended, one scheduler step.
+    # 4. Tiles per UNet call.
     if cfg.batch_size:
         batch = cfg.batch_size
     elif torch.device(device).type == "cpu":
@@ -192,13 +189,20 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
         # ran at 0.76x of batch 1, so "auto" means one tile per call there.
         batch = 1
     else:
-        batch = auto_batch_size(len(boxes), latent_tile, pipe.unet, branches, free_memory_bytes(torch.device(device)))
-    logger.info("enhance.start", size=f"{width}x{height}", tiles=len(boxes), tile=cfg.tile,
-                overlap=cfg.overlap, scheduler=cfg.scheduler, scheduler_class=type(scheduler).__name__,
-                steps_run=len(timesteps), batch_size=batch, batch_auto=cfg.batch_size is None,
-                cfg_branches=branches, blend=cfg.blend)
-    latents = denoise_tiled(latents, timesteps, scheduler, denoiser, boxes, weights, batch, generator,
-                            progress, cancel)
+        batch = auto_batch_size(len(layout.boxes), cfg.tile // scale, pipe.unet, branches,
+                                free_memory_bytes(torch.device(device)))
+    logger.info("enhance.start", size=f"{width}x{height}", tiles=len(layout.boxes), tile=cfg.tile,
+                overlap=cfg.overlap, scheduler=cfg.scheduler,
+                scheduler_class=type(fresh_scheduler(pipe, cfg.scheduler)).__name__, steps_run=cfg.steps_to_run,
+                batch_size=batch,
+                batch_auto=cfg.batch_size is None, cfg_branches=branches, blend=cfg.blend)
+
+    # 5. Denoise from seeded noise with the configured sampler (img2img timesteps: the last
+    #    int(steps*strength)); every tile through the UNet per step, predictions blended, one
+    #    scheduler step on the whole latent; out of memory -> smaller batches, then smaller tiles.
+    job = Denoising(pipe, clean, cfg.scheduler, cfg.steps, cfg.strength, cfg.seed, device, denoiser_for,
+                    progress, cancel, on_decision or (lambda _decision: None))
+    latents = denoise_with_backoff(job, layout, batch, (height, width), scale, cfg.blend)
 
     # 6. Decode (tiled) back to pixels.
     raise_if_cancelled(cancel)
