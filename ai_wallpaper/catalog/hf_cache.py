@@ -11,15 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def hub_snapshot(repo_id: str) -> tuple[Path, str] | None:
+def hub_snapshot(repo_id: str, marker: str = "model_index.json") -> tuple[Path, str] | None:
     """(snapshot dir, commit) of a model repo in the local Hugging Face cache, or None. No network.
 
-    A snapshot counts only if it has model_index.json: a diffusers pipeline is what every caller wants.
+    A snapshot counts only if it has `marker`: model_index.json for a diffusers pipeline, config.json
+    for a single component (a VAE).
     """
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
+        found = try_to_load_from_cache(repo_id, marker)
     except ValueError:  # not a valid repo id
         return None
     if not isinstance(found, str):  # None (unknown) or the _CACHED_NO_EXIST marker

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ai_wallpaper.catalog.model_layout import vae_weight_files
 from ai_wallpaper.catalog.model_sources import ModelSource
 from ai_wallpaper.core import log
 from ai_wallpaper.core.atomic import write_json
@@ -90,6 +91,8 @@ def describe_model(source: ModelSource, cache_dir: Path | None = None) -> dict[s
         index = path / "model_index.json"
         if index.is_file():
             info["model_index_sha256"] = file_sha256(index, cache_dir)
+        if source.role == "vae":  # one small component: its weights are hashed too (two VAEs share sizes)
+            info["weights_sha256"] = {f.name: file_sha256(f, cache_dir) for f in vae_weight_files(path)}
     else:
         info["sha256"] = None
         info["hash_scope"] = "none (not on disk yet)"

@@ -1,9 +1,10 @@
 """Where each model comes from, decided without importing torch (`plan` and `config validate` use it).
 
-A model setting (`models.base`, `models.refiner`, `models.upscaler`) is one of:
-- `builtin:<name>`   the offline self-test models of `ai_wallpaper.catalog.builtin`;
-- a local diffusers directory (has `model_index.json`);
-- a single checkpoint file (.safetensors/.ckpt for SDXL; .pth/.safetensors/.pt/.ckpt for the upscaler);
+A model setting (`models.base`, `models.refiner`, `models.upscaler`, `models.vae`) is one of:
+- `builtin:<name>`   the offline self-test models of `ai_wallpaper.catalog.builtin` (no built-in VAE);
+- a local diffusers directory (has `model_index.json`; a VAE folder has an AutoencoderKL `config.json`);
+- a single checkpoint file (.safetensors/.ckpt for SDXL; .pth/.safetensors/.pt/.ckpt for the upscaler;
+  .safetensors/.ckpt/.pt/.bin/.pth for a VAE);
 - a hub id `org/name`, used only from the local Hugging Face cache unless `models.allow_download`.
 
 Anything not found raises ONE `ModelError` naming the setting, what was tried and how to fix it. File
@@ -29,11 +30,16 @@ from ai_wallpaper.catalog.builtin import (
 from ai_wallpaper.catalog.hf_cache import hub_cache_dir, hub_snapshot
 from ai_wallpaper.catalog.model_files import refuse_executable
 from ai_wallpaper.catalog.model_layout import (
+    VAE_FILE_SUFFIXES,
+    VAE_HINT,
     Role,
     check_checkpoint_keys,
     check_role_shape,
+    check_vae_dir,
+    check_vae_file,
     looks_like_builtin,
     safetensors_shapes,
+    vae_weight_files,
 )
 from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.errors import ModelError
@@ -100,7 +106,7 @@ def resolve_source(spec: str, role: Role, models: ModelSettings, paths: Paths) -
         if candidate.is_file():
             return _file_source(spec, role, setting, candidate.resolve(), models, paths)
 
-    if role != "upscaler" and _HUB_ID.match(spec) and not spec.lower().endswith(UPSCALER_FILE_SUFFIXES):
+    if role != "upscaler" and _HUB_ID.match(spec) and not spec.lower().endswith(VAE_FILE_SUFFIXES):
         return _hub_source(spec, role, setting, models, tried)
     raise ModelError(
         f"{setting}: {spec!r} was not found (tried: {', '.join(tried)})",
@@ -111,6 +117,8 @@ def resolve_source(spec: str, role: Role, models: ModelSettings, paths: Paths) -
 def _hint(role: Role, setting: str, paths: Paths) -> str:
     if role == "upscaler":
         return _UPSCALER_HINT.format(models_dir=paths.models_dir)
+    if role == "vae":
+        return VAE_HINT
     return _SDXL_HINT.format(setting=setting, builtin=_BUILTIN_FOR_ROLE[role])
 
 
@@ -134,6 +142,8 @@ def builtin_location(role: Role, paths: Paths) -> Path:
 
 def _builtin_source(spec: str, role: Role, setting: str, paths: Paths) -> ModelSource:
     name = spec[len(BUILTIN_PREFIX):]
+    if role == "vae":
+        raise ModelError(f"{setting}: there is no built-in VAE ({spec!r})", hint=VAE_HINT)
     expected = _BUILTIN_FOR_ROLE[role]
     if name != expected:
         wrong = {"tiny": "base", "tiny-refiner": "refiner"}.get(name)
@@ -149,6 +159,10 @@ def _dir_source(spec: str, role: Role, setting: str, directory: Path) -> ModelSo
     if role == "upscaler":
         raise ModelError(f"{setting}: {directory} is a directory; the upscaler is a single weights file",
                          hint="point models.upscaler at the .pth/.safetensors file inside it")
+    if role == "vae":
+        check_vae_dir(directory, setting)
+        return ModelSource(role=role, spec=spec, kind="dir", location=str(directory),
+                           label=f"VAE folder {directory}", setting=setting)
     check_diffusers_dir(directory, role, setting)
     return ModelSource(role=role, spec=spec, kind="dir", location=str(directory),
                        label=f"diffusers directory {directory}", setting=setting,
@@ -191,6 +205,10 @@ def _file_source(spec: str, role: Role, setting: str, file: Path, models: ModelS
         return ModelSource(role=role, spec=spec, kind="file", location=str(file),
                            label=f"upscaler file {file}", setting=setting,
                            self_test=(file.parent / "SELF_TEST_MODEL.txt").exists())
+    if role == "vae":
+        check_vae_file(file, setting)
+        return ModelSource(role=role, spec=spec, kind="file", location=str(file),
+                           label=f"VAE file {file} (config: the model's own VAE config)", setting=setting)
     if suffix not in SDXL_FILE_SUFFIXES:
         raise ModelError(f"{setting}: {file} is not a .safetensors/.ckpt checkpoint",
                          hint="give a single-file SDXL checkpoint or a diffusers directory")
@@ -243,8 +261,15 @@ def _single_file_config(role: Role, setting: str, file: Path, shapes: dict[str, 
 
 
 def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, tried: list[str]) -> ModelSource:
-    snapshot = hub_snapshot(spec)
-    if snapshot is not None:
+    snapshot = hub_snapshot(spec, "config.json" if role == "vae" else "model_index.json")
+    if snapshot is not None and role == "vae":
+        directory, revision = snapshot
+        check_vae_dir(directory, setting, need_weights=not models.allow_download)
+        if vae_weight_files(directory):
+            return ModelSource(role=role, spec=spec, kind="hub", location=str(directory),
+                               label=f"{spec} (hub cache, revision {revision[:12]})", setting=setting,
+                               hub_id=spec, revision=revision)
+    elif snapshot is not None:
         directory, revision = snapshot
         check_diffusers_dir(directory, role, setting)
         unet = directory / "unet"
@@ -264,6 +289,6 @@ def _hub_source(spec: str, role: Role, setting: str, models: ModelSettings, trie
     raise ModelError(
         f"{setting}: {spec!r} is not a local path (tried: {', '.join(tried)}) and is not in the Hugging Face "
         f"cache ({hub_cache_dir()}); downloads are off",
-        hint=f"set models.allow_download: true to download it once, or point {setting} at a local diffusers "
-             f"directory or .safetensors file, or use 'builtin:{_BUILTIN_FOR_ROLE[role]}' for an offline "
-             "self-test")
+        hint=VAE_HINT if role == "vae" else
+        f"set models.allow_download: true to download it once, or point {setting} at a local diffusers "
+        f"directory or .safetensors file, or use 'builtin:{_BUILTIN_FOR_ROLE[role]}' for an offline self-test")

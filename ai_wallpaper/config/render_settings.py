@@ -50,6 +50,14 @@ class ModelSettings:
     refiner: str | None = option(None, "SDXL refiner, same forms as `base`; null disables the refiner stage.",
                                  example="stabilityai/stable-diffusion-xl-refiner-1.0")
     refiner_config: str | None = option(None, "Local diffusers config directory for a single-file refiner.")
+    vae: str | None = option(
+        None, "A separate VAE for the base and the refiner; null = each model's own VAE. A hub id (from the\n"
+        "local hub cache unless allow_download), a local diffusers AutoencoderKL folder (config.json +\n"
+        "diffusion_pytorch_model.safetensors) or a single VAE file (.safetensors; .ckpt/.pt/.bin/.pth are\n"
+        "read weights-only), which takes the VAE config of the model it goes into. Relative paths: under\n"
+        "the data dir's models/ only. An fp16-fix VAE folder or hub id has force_upcast: false in its\n"
+        "config, so float16 runs skip the float32 upcast of the VAE (a single file keeps the model's\n"
+        "config, so use the folder form for that).", example="madebyollin/sdxl-vae-fp16-fix")
     upscaler: str = option(
         "RealESRGAN_x4plus.pth",
         "4x upscaler weights loaded with spandrel (.pth/.safetensors: Real-ESRGAN, 4x-UltraSharp,\n"
@@ -84,6 +92,19 @@ class RefineSettings:
     high_noise_frac: float = option(
         0.8, "Ensemble of experts: the base denoises until this fraction, the refiner finishes.", min=0.05, max=0.95)
     steps: int | None = option(None, "Refiner steps; null = same as txt2img.steps.", min=1, max=500)
+    adaptive: list[float] = option(
+        factory=list, doc="Adaptive refinement: try each of these switch points (high_noise_frac values) and keep\n"
+        "the refined image with the best quality score (sharp, not noisy; run.json records every try).\n"
+        "Each try runs the base and the refiner again. Empty: off, high_noise_frac alone.",
+        example=[0.7, 0.8, 0.9])
+
+    def check(self) -> Check:
+        bad = [f for f in self.adaptive if not 0.05 <= f <= 0.95]
+        if bad:
+            return [(("adaptive",), f"switch points must be from 0.05 to 0.95, got {bad}", "e.g. [0.7, 0.8, 0.9]")]
+        if len(self.adaptive) > 5:
+            return [(("adaptive",), f"at most 5 switch points (each reruns both models), got {len(self.adaptive)}")]
+        return []
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,8 @@ class Settings:
 # The recipe: all a resumed run takes from its run.json. An allow-list, so a setting added later (a
 # command, a directory, a server; models.allow_download, which lets a load reach the network) is never read.
 RECIPE: dict[str, tuple[str, ...]] = {
-    "models": ("base", "base_config", "refiner", "refiner_config", "upscaler", "device", "dtype", "deterministic",
-               "memory"),
+    "models": ("base", "base_config", "refiner", "refiner_config", "vae", "upscaler", "device", "dtype",
+               "deterministic", "memory"),
     "pipeline": ("txt2img", "refine", "upscale", "enhance"),
     "output": ("width", "height", "anchor", "upscale_factor"),
 }

@@ -175,14 +175,15 @@ def size_problems(settings: Settings) -> list[str]:
 def model_problems(settings: Settings, paths: Paths) -> list[str]:
     """Every model setting that cannot be resolved (all of them, not the first)."""
     from ai_wallpaper.catalog.model_sources import resolve_source
+    from ai_wallpaper.render.model_holder import model_specs
 
     m = settings.models
     problems = []
-    for role, spec in (("base", m.base), ("refiner", m.refiner), ("upscaler", m.upscaler)):
+    for role, spec in model_specs(m).items():
         if not spec:
             continue
         try:
-            resolve_source(spec, role, m, paths)  # type: ignore[arg-type]
+            resolve_source(spec, role, m, paths)
         except ModelError as exc:
             problems.append(str(exc))
     return problems

@@ -19,8 +19,8 @@ MODEL_ROLES: tuple[Role, ...] = get_args(Role)
 
 
 def model_specs(models: ModelSettings) -> dict[Role, str | None]:
-    """Each role's models.* setting (None: the role is not used)."""
-    return {"base": models.base, "refiner": models.refiner, "upscaler": models.upscaler}
+    """Each role's models.* setting (None: the role is not used; a null vae: each model's own)."""
+    return {"base": models.base, "refiner": models.refiner, "upscaler": models.upscaler, "vae": models.vae}
 
 
 def describe_models(models: ModelSettings, paths: Paths) -> dict[str, Any]:
@@ -57,8 +57,8 @@ class ModelHolder:
             from ai_wallpaper.render import model_loading as loading
 
             spec = model_specs(self.settings)[role]
-            if spec is None:
-                raise ValueError(f"models.{role} is not set; no stage should ask for it")
+            if spec is None or role == "vae":  # models.vae goes into the base and refiner pipelines
+                raise ValueError(f"models.{role} is not loaded on its own; no stage should ask for it")
             started = time.monotonic()
             if role == "upscaler":
                 model = loading.load_upscaler(spec, self.settings, self.paths, half=self.upscaler_half)

@@ -5,6 +5,8 @@ Importing this module does not import torch; the loaders import torch/diffusers/
 builtin and local directories and cached hub ids through `from_pretrained(local_files_only=True)`,
 single files through `from_single_file(config=<local dir>)`. The built-in tiny model is built to
 disk first and then loaded exactly like a user's directory, so the self-test covers the real path.
+`models.vae` is loaded the same ways (a single VAE file read weights-only, with the VAE config of the
+pipeline it goes into) and passed as `vae=`; its config's scaling/shift/force_upcast are used as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal
 
 from ai_wallpaper.catalog.model_files import first_line, read_state_dict
 from ai_wallpaper.catalog.model_fingerprints import file_sha256
+from ai_wallpaper.catalog.model_layout import VAE_HINT, check_vae_keys
 from ai_wallpaper.catalog.model_sources import ModelSource, resolve_source
 from ai_wallpaper.config.render_settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core import log
@@ -30,6 +33,8 @@ SdxlRole = Literal["base", "refiner"]
 # text_encoder_2 and VAE are byte-identical to its own and can be shared.
 _LOADED_FROM: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
 _SHAREABLE = ("text_encoder_2", "vae")
+# The models.vae each pipeline was given, so the refiner reuses the base's copy of the same VAE.
+_VAE_OVERRIDE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 # --- SDXL ----------------------------------------------------------------------------------------
@@ -69,7 +74,8 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
     """StableDiffusionXLPipeline (base) or StableDiffusionXLImg2ImgPipeline (refiner), ready to run.
 
     share_with: the loaded base pipeline; the refiner then reuses its text_encoder_2 and VAE when
-    they are byte-identical to its own (the official SDXL pair), saving ~1.5 GB of GPU memory.
+    they are byte-identical to its own (the official SDXL pair), saving ~1.5 GB of GPU memory, and
+    its models.vae VAE when one is set.
     """
     source = spec if isinstance(spec, ModelSource) else resolve_source(spec, role, models, paths)
     choice = choice or choose_device(models.device, models.dtype)
@@ -80,8 +86,10 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
     started = time.perf_counter()
     directory = _local_dir(source, paths)
     kwargs: dict[str, Any] = {"dtype": choice.dtype}
+    if models.vae:
+        kwargs["vae"] = _override_vae(source, models, paths, choice, share_with)
     if share_with is not None and directory is not None:
-        kwargs.update(_shareable_components(share_with, directory, models.memory, paths))
+        kwargs.update(_shareable_components(share_with, directory, models.memory, paths, given=set(kwargs)))
     try:
         if directory is not None:
             # builtin, local dirs and cached hub ids: all from disk, never the network.
@@ -99,9 +107,11 @@ def load_sdxl(spec: str | ModelSource, role: SdxlRole, models: ModelSettings, pa
                          hint=_load_hint(source)) from err
     if directory is not None:
         _LOADED_FROM[pipe] = directory
+    if models.vae:
+        _VAE_OVERRIDE[pipe] = models.vae
     applied = apply_memory_options(pipe, models.memory, choice)
     logger.info("model.loaded", role=role, source=source.label, device=choice.device, dtype=choice.dtype_name,
-                memory=applied, shared=sorted(k for k in _SHAREABLE if k in kwargs),
+                memory=applied, shared=sorted(k for k in _SHAREABLE if k in kwargs), vae=models.vae,
                 seconds=round(time.perf_counter() - started, 2))
     return pipe
 
@@ -144,17 +154,65 @@ def _load_hint(source: ModelSource) -> str:
 
 
 def _shareable_components(base: Any, refiner_dir: Path, memory: MemoryOptions,
-                          paths: Paths) -> dict[str, Any]:
+                          paths: Paths, given: set[str]) -> dict[str, Any]:
     base_dir = _LOADED_FROM.get(base)
     if base_dir is None or memory.cpu_offload == "sequential":
         # Sequential offload moves each weight on its own hook; sharing modules across pipelines breaks that.
         return {}
     shared = {}
-    for name in _SHAREABLE:
+    for name in (n for n in _SHAREABLE if n not in given):
         module = getattr(base, name, None)
         if module is not None and _same_component(base_dir / name, refiner_dir / name, paths):
             shared[name] = module
     return shared
+
+
+def _override_vae(pipe_source: ModelSource, models: ModelSettings, paths: Paths, choice: DeviceChoice,
+                  share_with: Any) -> Any:
+    """The AutoencoderKL of models.vae for the pipeline `pipe_source`, or the base's copy of it."""
+    assert models.vae
+    if (share_with is not None and models.memory.cpu_offload != "sequential"
+            and _VAE_OVERRIDE.get(share_with) == models.vae):
+        return share_with.vae
+    source = resolve_source(models.vae, "vae", models, paths)
+    autoencoder = _import_diffusers().AutoencoderKL
+    try:
+        if source.kind == "file":  # weights-only read here; diffusers never unpickles the file itself
+            config, local = _pipe_config(pipe_source, paths)
+            return autoencoder.from_single_file(_vae_state_dict(source), config=config, subfolder="vae",
+                                                local_files_only=local, dtype=choice.dtype)
+        if source.path is not None:  # a folder, or a hub id in the cache
+            directory = source.path
+            fp16 = any(directory.glob("diffusion_pytorch_model.fp16.*"))
+            full = any(directory.glob("diffusion_pytorch_model.safetensors"))
+            variant = "fp16" if fp16 and (choice.dtype_name == "float16" or not full) else None
+            return autoencoder.from_pretrained(str(directory), local_files_only=True, variant=variant,
+                                               dtype=choice.dtype)
+        return autoencoder.from_pretrained(source.hub_id, local_files_only=False, dtype=choice.dtype)
+    except ModelError:
+        raise
+    except Exception as err:  # shape mismatches with the config, damaged files, hub errors
+        raise ModelError(f"{source.setting}: could not load {source.label}: {first_line(err)}",
+                         hint=VAE_HINT) from err
+
+
+def _pipe_config(source: ModelSource, paths: Paths) -> tuple[str, bool]:
+    """(diffusers config location, is it local) of a pipeline: where a single VAE file takes its config."""
+    directory = _local_dir(source, paths)
+    if directory is not None:
+        return str(directory), True
+    if source.kind == "hub":
+        return str(source.hub_id), False
+    return _single_file_config(source, paths), _config_is_local(source)
+
+
+def _vae_state_dict(source: ModelSource) -> dict[str, Any]:
+    state = read_state_dict(Path(source.location), source.setting)
+    while isinstance(state.get("state_dict"), dict):  # .ckpt files nest the tensors
+        state = state["state_dict"]
+    check_vae_keys({k: list(getattr(v, "shape", [])) for k, v in state.items()}, source.setting,
+                   Path(source.location))
+    return state
 
 
 def _same_component(a: Path, b: Path, paths: Paths) -> bool:

@@ -22,7 +22,7 @@ from ai_wallpaper.core.progress import PeakMemory, StageProgress
 from ai_wallpaper.render import contact_sheet
 from ai_wallpaper.render.model_holder import ModelHolder, describe_models
 from ai_wallpaper.render.quality import enhance_tiles, measure
-from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory
+from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory, png_metadata
 from ai_wallpaper.render.run_record import StageRecord
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
 from ai_wallpaper.render.stages.tiling import tiling_problems
@@ -30,6 +30,10 @@ from ai_wallpaper.scene.plan import LoraChoice, Plan
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from ai_wallpaper.render.adaptive_refine import Choice
+    from ai_wallpaper.render.stages.refine import RefineConfig
+    from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig
 
 logger = log.get(__name__)
 STAGE_ORDER = tuple(STAGE_FILES)  # base, refined, upscaled, enhanced, final; STAGES runs them in this order
@@ -75,26 +79,6 @@ def check_sizes(settings: Settings, plan: Plan) -> None:
         raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
 
 
-def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
-    """Deterministic text chunks (no run id or time), so the same seed gives the same file bytes."""
-    import json
-
-    from ai_wallpaper import __version__
-
-    meta = {
-        "prompt": plan.prompt, "negative_prompt": plan.negative_prompt, "seed": plan.seed,
-        "theme": plan.theme.key if plan.theme else None, "models": plan.models,
-        "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in plan.loras],
-        "settings_fingerprint": plan.settings_fingerprint, "software": f"ai-wallpaper {__version__}",
-        "steps": {"txt2img": settings.pipeline.txt2img.steps, "enhance": settings.pipeline.enhance.steps,
-                  "strength": settings.pipeline.enhance.strength},
-    }
-    text = {"Software": f"ai-wallpaper {__version__}", "Description": plan.prompt, "ai-wallpaper": json.dumps(meta)}
-    if plan.self_test:
-        text["Comment"] = "built-in self-test model (random weights): this image is not meaningful"
-    return text
-
-
 class _Runner:
     """State of one pipeline run; each `stage_*` method is one numbered step, run through STAGES."""
 
@@ -106,6 +90,7 @@ class _Runner:
                                    seed=self.plan.seed)
         self.current: Image.Image | None = None
         self.latents: Any = None
+        self.refined: Image.Image | None = None  # adaptive refinement's kept image, made in stage_base
         self.refine = settings.models.refiner is not None
         self.enhance = settings.pipeline.enhance.enabled
 
@@ -159,13 +144,21 @@ class _Runner:
     # 1. txt2img ---------------------------------------------------------------------------------
     def stage_base(self) -> None:
         from ai_wallpaper.render.lora_apply import applied_loras
-        from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, decode_latents, run_txt2img
+        from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, Txt2ImgResult, decode_latents, run_txt2img
 
         cfg = Txt2ImgConfig.from_settings(self.settings, **self.prompting)
+        adaptive = self.settings.pipeline.refine.adaptive if self.refine else []
+        tries = None
         with self.stage("base") as progress:
             pipe = self.models.get("base")
-            with applied_loras(pipe, self.plan.loras):
-                result = run_txt2img(pipe, cfg, progress, self.opts.cancel)
+            if adaptive:
+                choice = self._best_switch_point(pipe, cfg, adaptive, progress)
+                self.refined, tries = choice.image, choice.tries
+                self.run.record.decisions["refined"] = {"high_noise_frac": choice.high_noise_frac}
+                result = Txt2ImgResult(image=None, latents=choice.latents)
+            else:
+                with applied_loras(pipe, self.plan.loras):
+                    result = run_txt2img(pipe, cfg, progress, self.opts.cancel)
             if self.refine:
                 self.latents = result.latents
                 self.run.save_latents(self.latents)
@@ -173,27 +166,42 @@ class _Runner:
             else:
                 assert result.image is not None
                 image = result.image
-        self.done("base", image, self.settings.output.intermediate_compress_level,
+        self.done("base", image, self.settings.output.intermediate_compress_level, adaptive=tries,
                   handoff="latents" if self.refine else "image", **self.conditioning(cfg.prompt, self.plan.loras))
         if self.refine:
             self.current = None  # the refiner consumes latents, not the preview
 
     # 2. refine ----------------------------------------------------------------------------------
     def stage_refined(self) -> None:
-        from ai_wallpaper.render.stages.refine import RefineConfig, run_refine
+        from ai_wallpaper.render.stages.refine import run_refine
 
         if not self.refine:
             self.run.mark_stage("refined", status="skipped", reason="models.refiner is null")
             return
-        cfg = RefineConfig.from_settings(self.settings, prompt=self.plan.refiner_prompt or self.plan.prompt,
-                                         negative_prompt=self.plan.negative_prompt, seed=self.plan.seed)
+        cfg = self.refine_config()
         latents = self.latents if self.latents is not None else self.run.load_latents()
         with self.stage("refined") as progress:
-            image = run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
+            image = self.refined or run_refine(latents, self.models.get("refiner"), cfg, progress, self.opts.cancel)
             self.models.release("refiner")
         # SDXL LoRAs do not fit the refiner's UNet: it runs without the stack (recorded as such).
         self.done("refined", image, self.settings.output.intermediate_compress_level,
                   **self.conditioning(cfg.prompt, ()))
+
+    def refine_config(self) -> RefineConfig:
+        """The refiner's config; adaptive refinement's chosen switch point once recorded (also on resume)."""
+        from ai_wallpaper.render.stages.refine import RefineConfig
+
+        cfg = RefineConfig.from_settings(self.settings, prompt=self.plan.refiner_prompt or self.plan.prompt,
+                                         negative_prompt=self.plan.negative_prompt, seed=self.plan.seed)
+        chosen = self.run.record.decisions.get("refined")
+        return replace(cfg, high_noise_frac=chosen["high_noise_frac"]) if chosen else cfg
+
+    def _best_switch_point(self, pipe: Any, t2i: Txt2ImgConfig, fracs: Sequence[float],
+                           progress: StageProgress) -> Choice:
+        from ai_wallpaper.render.adaptive_refine import try_switch_points
+
+        return try_switch_points(pipe, self.models.get("refiner"), self.plan.loras, fracs, t2i,
+                                 self.refine_config(), progress, self.opts.cancel)
 
     # 3. upscale ---------------------------------------------------------------------------------
     def stage_upscaled(self) -> None:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from ai_wallpaper.config.settings import Settings
+
 OWNER_MARKER = ".ai-wallpaper-run"  # holds the run id; only a folder carrying it may ever be pruned
 BASE_LATENTS = "01_base.latents.safetensors"  # refiner hand-off; lets --resume skip the base
 LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "accelerate", "peft", "spandrel", "safetensors",
@@ -208,3 +210,23 @@ def our_file_names() -> set[str]:
 
 def is_our_temp_file(name: str) -> bool:
     return atomic.temp_target(name) in our_file_names()
+
+
+def png_metadata(plan: Plan, settings: Settings) -> dict[str, str]:
+    """Deterministic text chunks (no run id or time), so the same seed gives the same file bytes."""
+    import json
+
+    from ai_wallpaper import __version__
+
+    meta = {
+        "prompt": plan.prompt, "negative_prompt": plan.negative_prompt, "seed": plan.seed,
+        "theme": plan.theme.key if plan.theme else None, "models": plan.models,
+        "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in plan.loras],
+        "settings_fingerprint": plan.settings_fingerprint, "software": f"ai-wallpaper {__version__}",
+        "steps": {"txt2img": settings.pipeline.txt2img.steps, "enhance": settings.pipeline.enhance.steps,
+                  "strength": settings.pipeline.enhance.strength},
+    }
+    text = {"Software": f"ai-wallpaper {__version__}", "Description": plan.prompt, "ai-wallpaper": json.dumps(meta)}
+    if plan.self_test:
+        text["Comment"] = "built-in self-test model (random weights): this image is not meaningful"
+    return text

@@ -59,6 +59,7 @@ class StageRecord:
     loras: list[dict[str, Any]] | None = None  # a diffusion stage: [{name, weight, sha256}]
     upscaler: dict[str, Any] | None = None  # the upscale stage: architecture, scale, dtype, device, tile, margin
     enhance: dict[str, Any] | None = None  # the enhancement: batch_size, tile, overlap, backoffs
+    adaptive: list[dict[str, Any]] | None = None  # the base stage under adaptive refinement: every try
     quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
 
     def to_json(self) -> dict[str, Any]:

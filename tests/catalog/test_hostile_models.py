@@ -106,6 +106,57 @@ def test_pickled_single_file_checkpoint_never_runs_code(paths_with_models: Paths
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin"])
+def test_pickled_vae_never_runs_code(paths_with_models: Paths, tmp_path: Path, tiny_sdxl_dir: Path, suffix: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file
+
+    marker = tmp_path / "marker"
+    # Real VAE weights plus the payload: a loader that did not refuse would build the VAE.
+    state = dict(load_file(str(tiny_sdxl_dir / "vae" / "diffusion_pytorch_model.safetensors")))
+    file = malicious_pickle(tmp_path / f"vae{suffix}", marker, state)
+    settings = {**SMALL, "models": {**SMALL["models"], "vae": str(file)}}
+    code = _generate(paths_with_models, "--output", str(tmp_path / "run"), settings=settings)
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "models.vae" in err and "refused" in err and "pathlib.Path" in err and "Traceback" not in err
+    assert not marker.exists()
+    assert not (tmp_path / "run").exists()
+    # a folder whose weights are that pickle is refused the same way
+    folder = tmp_path / "vae-folder"
+    shutil.copytree(tiny_sdxl_dir / "vae", folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copy(file, folder / "diffusion_pytorch_model.bin")
+    settings = {**SMALL, "models": {**SMALL["models"], "vae": str(folder)}}
+    assert _generate(paths_with_models, "--output", str(tmp_path / "run"), settings=settings) == 4
+    assert "models.vae" in capsys.readouterr().err and not marker.exists()
+
+
+def test_load_time_guard_holds_for_a_pickled_vae(paths_with_models: Paths, tmp_path: Path,
+                                                 tiny_sdxl_dir: Path) -> None:
+    """A payload of torch callables passes the early scan; the weights-only read still stops it."""
+    from safetensors.torch import load_file
+
+    from ai_wallpaper.catalog.pickle_scan import forbidden_globals
+    from ai_wallpaper.config.render_settings import ModelSettings
+    from ai_wallpaper.render.model_loading import load_sdxl
+
+    class TorchCall:
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            return (torch.random.manual_seed, (1,))
+
+    file = tmp_path / "vae.ckpt"
+    state = load_file(str(tiny_sdxl_dir / "vae" / "diffusion_pytorch_model.safetensors"))
+    torch.save({"state_dict": {**state, "x": TorchCall()}}, file)
+    assert forbidden_globals(file) == []
+    models = ModelSettings(base="builtin:tiny", vae=str(file), device="cpu")
+    with pytest.raises(ModelError, match=r"models\.vae: .* refused: it holds pickled objects other than tensors"):
+        load_sdxl("builtin:tiny", "base", models, paths_with_models)
+    # the same file without the payload is a valid VAE checkpoint and loads (weights-only, nested state_dict)
+    torch.save({"state_dict": state, "global_step": 7}, file)
+    assert torch.equal(load_sdxl("builtin:tiny", "base", models, paths_with_models).vae.state_dict()[
+        "decoder.conv_in.weight"], state["decoder.conv_in.weight"])
+
+
 @pytest.mark.parametrize("component", ["unet", "text_encoder"])
 def test_pickled_bin_inside_a_diffusers_folder_never_runs_code(paths_with_models: Paths, tmp_path: Path,
                                                                tiny_sdxl_dir: Path, component: str,
