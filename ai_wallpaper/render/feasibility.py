@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 from ai_wallpaper.catalog.builtin import is_builtin
 from ai_wallpaper.config.settings import Settings
-from ai_wallpaper.core.errors import ConfigError, ModelError
+from ai_wallpaper.core.errors import ConfigError, ModelError, RunError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.devices import VAE_TILE_PX
+from ai_wallpaper.render.stages.tiling import tiling_problems
+from ai_wallpaper.scene.plan import Plan
 
 # Parameter counts of the public models (bench/configs, counted on the meta device).
 SDXL_BASE_PARAMS = 3_469_000_000  # UNet 2567.5 M + VAE 83.7 M + CLIP-L 123.1 M + OpenCLIP bigG 694.7 M
@@ -199,3 +201,20 @@ def preflight(settings: Settings, paths: Paths) -> None:
         raise ModelError(problems[0])
     if problems:
         raise ModelError(f"{len(problems)} models cannot be used:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def check_sizes(settings: Settings, plan: Plan) -> None:
+    """Everything that would fail late, checked before any model loads."""
+    base, up = plan.base_size, plan.upscaled_size
+    t, f = settings.pipeline.txt2img, settings.output.upscale_factor
+    problems = []
+    # The stage configs take their sizes from the settings; the plan recorded what they must give.
+    if (base.width, base.height) != (t.width, t.height):
+        problems.append(f"base size {base} is not pipeline.txt2img {t.width}x{t.height}")
+    if (base.width * f, base.height * f) != (up.width, up.height):
+        problems.append(f"upscaled size {up} is not base size {base} x output.upscale_factor {f}")
+    enh = settings.pipeline.enhance
+    if enh.enabled:
+        problems += tiling_problems(up.height, up.width, enh.tile, enh.overlap)
+    if problems:
+        raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")

@@ -20,13 +20,14 @@ from ai_wallpaper.core.errors import RunError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.core.progress import PeakMemory, StageProgress
 from ai_wallpaper.render import contact_sheet
+from ai_wallpaper.render.devices import wants_vae_tiling
+from ai_wallpaper.render.feasibility import check_sizes
 from ai_wallpaper.render.model_holder import ModelHolder, describe_models
 from ai_wallpaper.render.quality import enhance_tiles, measure
 from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory, png_metadata
 from ai_wallpaper.render.run_record import StageRecord
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
-from ai_wallpaper.render.stages.tiling import tiling_problems
-from ai_wallpaper.scene.plan import LoraChoice, Plan
+from ai_wallpaper.scene.plan import LoraChoice
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,9 +47,7 @@ class PipelineOptions:
     cancel: CancelCheck = never_cancel
 
 
-class Prompting(TypedDict):
-    """What the plan hands every diffusion stage's config besides the settings."""
-
+class Prompting(TypedDict):  # what the plan hands every diffusion stage's config besides the settings
     prompt: str
     negative_prompt: str
     seed: int
@@ -60,23 +59,6 @@ class RunResult:
     final: Path
     stages: dict[str, StageRecord]
     seconds: float
-
-
-def check_sizes(settings: Settings, plan: Plan) -> None:
-    """Everything that would fail late, checked before any model loads."""
-    base, up = plan.base_size, plan.upscaled_size
-    t, f = settings.pipeline.txt2img, settings.output.upscale_factor
-    problems = []
-    # The stage configs take their sizes from the settings; the plan recorded what they must give.
-    if (base.width, base.height) != (t.width, t.height):
-        problems.append(f"base size {base} is not pipeline.txt2img {t.width}x{t.height}")
-    if (base.width * f, base.height * f) != (up.width, up.height):
-        problems.append(f"upscaled size {up} is not base size {base} x output.upscale_factor {f}")
-    enh = settings.pipeline.enhance
-    if enh.enabled:
-        problems += tiling_problems(up.height, up.width, enh.tile, enh.overlap)
-    if problems:
-        raise RunError("; ".join(problems), hint="fix pipeline.* / output.* sizes in the settings")
 
 
 class _Runner:
@@ -111,6 +93,9 @@ class _Runner:
     def done(self, name: str, image: Image.Image | None, compress: int, **extra: Any) -> None:
         seconds, rss, cuda = self._timing
         file, figures = None, None
+        if image is not None and name in ("base", "enhanced"):  # how the VAE ran (models.memory.vae_tiling)
+            tiled = wants_vae_tiling(self.settings.models.memory.vae_tiling, image.width * image.height)
+            extra["vae"] = "tiled" if tiled else "whole"
         if image is not None:
             text = png_metadata(self.plan, self.settings) if name == "final" else None
             file = self.run.save_image(name, image, compress_level=compress, text=text).name

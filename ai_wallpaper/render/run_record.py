@@ -60,6 +60,7 @@ class StageRecord:
     upscaler: dict[str, Any] | None = None  # the upscale stage: architecture, scale, dtype, device, tile, margin
     enhance: dict[str, Any] | None = None  # the enhancement: batch_size, tile, overlap, backoffs
     adaptive: list[dict[str, Any]] | None = None  # the base stage under adaptive refinement: every try
+    vae: Literal["whole", "tiled"] | None = None  # the base and enhanced stages: how the VAE ran
     quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
 
     def to_json(self) -> dict[str, Any]:

@@ -84,6 +84,8 @@ def test_the_pipeline_records_the_decision_and_resume_repeats_it(paths_with_mode
     e = SMALL["pipeline"]["enhance"]
     assert (decision["tile"], decision["overlap"], decision["batch_size"]) == (e["tile"], e["overlap"], 1)
     assert record["stages"]["enhanced"]["enhance"] == decision
+    # models.memory.vae_tiling auto: these small images go through the VAE whole (tiles leave tone steps)
+    assert record["stages"]["base"]["vae"] == record["stages"]["enhanced"]["vae"] == "whole"
     # Resume after a (simulated) kill during the enhancement with a backoff already taken: it repeats it.
     for stage in ("enhanced", "final"):
         del record["stages"][stage]
