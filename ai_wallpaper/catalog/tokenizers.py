@@ -1,7 +1,8 @@
 """Which CLIP tokenizer folders a base model setting means, found without torch or network.
 
-The plan warns about the words SDXL will cut from a long prompt, so it must count with the tokenizer
-the pipeline will load. That is why the folders come from `model_sources.resolve_source`, the
+The plan and `themes list` report each prompt's length in tokens (compel encodes long prompts in 77-token
+windows, so the count says how many windows a prompt takes), so they must count with the tokenizer the
+pipeline will load. That is why the folders come from `model_sources.resolve_source`, the
 resolver `render/model_loading.py` loads models through: a relative name is looked up only under
 <data>/models/ (never the current directory), a hub id only in the local Hugging Face cache, and a
 single-file checkpoint's tokenizers come from the config folder diffusers will be given.

@@ -10,12 +10,14 @@ from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import themes_file
 from ai_wallpaper.config.sample import to_plain
 
+SAMPLE_SEED = 0  # the seed of the example prompt whose tokens `themes list` counts
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("themes", parents=[common], help="list the themes or show one")
     actions = p.add_subparsers(dest="themes_action", metavar="ACTION", required=True)
     ls = actions.add_parser("list", parents=[common],
-                            help="table of themes: key, category, weight, chance, name")
+                            help="table of themes: key, category, weight, chance, prompt tokens, name")
     ls.add_argument("--category", help="only this category")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(func=list_themes)
@@ -26,6 +28,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
     from ai_wallpaper.scene.themes import load_themes, theme_probabilities
 
     library = load_themes(themes_file(ctx.paths, ctx.settings, ctx.settings_path))
@@ -34,18 +37,41 @@ def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.category and args.category not in library.categories:
         print(f"no category {args.category!r}; categories: {', '.join(library.categories)}")
         return 1
+    models = ctx.settings.models
+    dirs = tokenizer_dirs_for(models.base, models, ctx.paths)  # the tokenizer the plan counts with
+    tokens = {key: theme_tokens(theme, dirs) for key, theme in rows}
     if args.json:
         print(json.dumps([{"key": k, "category": t.category, "weight": t.weight, "chance": chance.get(k, 0.0),
-                           "name": t.name} for k, t in rows], indent=2))
+                           "tokens": tokens[k][0], "tokens_approximate": tokens[k][1], "name": t.name}
+                          for k, t in rows], indent=2))
         return 0
     width = max([len("KEY"), *(len(k) for k, _ in rows)])
     cat_width = max([len("CATEGORY"), *(len(t.category) for _, t in rows)])
-    print(f"{'KEY':<{width}}  {'CATEGORY':<{cat_width}}  WEIGHT  CHANCE  NAME")
+    print(f"{'KEY':<{width}}  {'CATEGORY':<{cat_width}}  WEIGHT  CHANCE  TOKENS  NAME")
     for key, theme in rows:
+        count, approximate = tokens[key]
+        shown = f"~{count}" if approximate else str(count)
         print(f"{key:<{width}}  {theme.category:<{cat_width}}  {theme.weight:>6g}  "
-              f"{chance.get(key, 0.0) * 100:>5.1f}%  {theme.name}")
-    print(f"{len(rows)} theme(s) in {len({t.category for _, t in rows})} categor(ies) from {library.file}")
+              f"{chance.get(key, 0.0) * 100:>5.1f}%  {shown:>6}  {theme.name}")
+    approximate_note = ""
+    if any(approximate for _, approximate in tokens.values()):
+        approximate_note = f"; ~ = approximate token count (no tokenizer files for {models.base} yet)"
+    print(f"{len(rows)} theme(s) in {len({t.category for _, t in rows})} categor(ies) from {library.file}"
+          f"{approximate_note}")
     return 0
+
+
+def theme_tokens(theme: Any, tokenizer_dirs: list[Any], seed: int = SAMPLE_SEED) -> tuple[int, bool]:
+    """(tokens, approximate?) of the prompt the planner would write for this theme: a template filled
+    with a fixed seed (neutral mood, no LoRAs), with the theme's prompt modifiers."""
+    from ai_wallpaper.scene.planner import rng_for
+    from ai_wallpaper.scene.prompts import compose_prompt, prompt_tokens
+    from ai_wallpaper.scene.themes import fill_template
+
+    filled = fill_template(theme, rng_for(seed, "prompt"), None)
+    mods = theme.prompt_modifiers
+    prompt, _, _ = compose_prompt(filled, prepend=mods.prepend, append=mods.append)
+    return prompt_tokens(prompt, tokenizer_dirs)
 
 
 def show_theme(args: argparse.Namespace, ctx: AppContext) -> int:

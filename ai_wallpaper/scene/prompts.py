@@ -5,10 +5,11 @@ library, built exactly like transformers' CLIPTokenizer (same BPE, normaliser an
 from the model's own vocab.json + merges.txt. Which folders those are is the catalog's answer
 (`catalog/tokenizers.py`), the same model the pipeline will load.
 
-Long prompts: SDXL's two CLIP text encoders read 77 tokens (BOS + 75 + EOS) and diffusers cuts
-the rest off. We do not chunk embeddings; instead every prompt that is too long produces a
-warning (in the plan, run.json and the log) that quotes exactly the words that will be cut, per
-tokenizer. Trigger words go near the front so they are never the part that is cut.
+Long prompts are not cut: the render stages encode every prompt whole, in as many 77-token CLIP
+windows (BOS + 75 + EOS) as it needs (`render/stages/conditioning.py`). Only SDXL's pooled embedding
+reads just the first window, so trigger words go near the front. Prompts may carry A1111 weights
+(`(word:1.3)`, `[word]`); counts are of the text the tokenizer reads, the syntax removed
+(`scene/prompt_syntax.py`), and a syntax problem (an unbalanced bracket) is a warning in the plan.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from ai_wallpaper.catalog.tokenizers import has_bpe_files
 from ai_wallpaper.core import log
 from ai_wallpaper.scene.plan import LoraChoice
+from ai_wallpaper.scene.prompt_syntax import parse_weighted
 
 logger = log.get(__name__)
 
@@ -56,6 +58,23 @@ def rewrite_prompt(prompt: str, negative_prompt: str, stack: Sequence[LoraChoice
     append modifiers. A modifier or trigger already present (case-insensitive, whole words) is not
     repeated.
     """
+    final, triggers, refiner = compose_prompt(prompt, stack, prepend=prepend, append=append)
+    negative = _clean(negative_prompt)
+    extra: list[str] = []
+    for text in negative_append:
+        _add_once(extra, text, [negative, *extra])
+    final_negative = ", ".join(p for p in [negative, *extra] if p)
+
+    counts, warnings, approximate = check_lengths({"prompt": final, "negative_prompt": final_negative},
+                                                  tokenizer_dirs)
+    for w in warnings:
+        logger.warning(w)
+    return PromptResult(final, final_negative, counts, tuple(warnings), triggers, approximate, refiner)
+
+
+def compose_prompt(prompt: str, stack: Sequence[LoraChoice] = (), *, prepend: Sequence[str] = (),
+                   append: Sequence[str] = ()) -> tuple[str, tuple[str, ...], str]:
+    """(prompt, trigger words added, refiner prompt): prepend modifiers, triggers, prompt, append modifiers."""
     body = _clean(prompt)
     front: list[str] = []
     triggers: list[str] = []
@@ -68,19 +87,8 @@ def rewrite_prompt(prompt: str, negative_prompt: str, stack: Sequence[LoraChoice
     for text in append:
         _add_once(back, text, [*front, *triggers, body, *back])
     final = ", ".join(p for p in [*front, *triggers, body, *back] if p)
-
-    negative = _clean(negative_prompt)
-    extra: list[str] = []
-    for text in negative_append:
-        _add_once(extra, text, [negative, *extra])
-    final_negative = ", ".join(p for p in [negative, *extra] if p)
-
-    counts, warnings, approximate = check_lengths({"prompt": final, "negative_prompt": final_negative},
-                                                  tokenizer_dirs)
-    for w in warnings:
-        logger.warning(w)
     refiner = ", ".join(p for p in [*front, body, *back] if p)
-    return PromptResult(final, final_negative, counts, tuple(warnings), tuple(triggers), approximate, refiner)
+    return final, tuple(triggers), refiner
 
 
 def _clean(text: str) -> str:
@@ -112,36 +120,36 @@ def _add_once(target: list[str], text: str, existing: Sequence[str]) -> bool:
 
 def check_lengths(texts: dict[str, str],
                   tokenizer_dirs: Sequence[Path]) -> tuple[dict[str, int], list[str], bool]:
-    """Token counts (max over tokenizers, BOS/EOS excluded) and one warning per cut prompt."""
+    """Token counts (max over tokenizers, BOS/EOS excluded, weighting syntax removed) and warnings:
+    weighting-syntax problems, and that counts are approximate when there is no tokenizer."""
     counts: dict[str, int] = {}
     warnings: list[str] = []
     dirs = list(dict.fromkeys(Path(d) for d in tokenizer_dirs))
     if not dirs:
         warnings.append("no tokenizer files found for the base model: token counts are approximate "
-                        "(a lower bound); prompts longer than 75 tokens are cut by SDXL")
-        for label, text in texts.items():
-            n = len(_APPROX_SPLIT.findall(text.lower()))
-            counts[label] = n
-            if n > CONTENT_TOKENS:
-                warnings.append(f"{label} has at least {n} tokens; SDXL reads only {CONTENT_TOKENS} and will "
-                                "cut the end of it")
-        return counts, warnings, True
+                        "(a lower bound)")
     for label, text in texts.items():
-        cuts: dict[str, list[str]] = {}  # cut text -> tokenizer names
-        for d in dirs:
-            n, cut = count_tokens(text, d)
-            counts[label] = max(counts.get(label, 0), n)
-            if cut:
-                cuts.setdefault(cut, []).append(d.name)
-        for cut, names in cuts.items():
-            warnings.append(f"{label} is {counts[label]} tokens but SDXL's text encoders read only "
-                            f"{CONTENT_TOKENS} ({CLIP_WINDOW} with start/end); "
-                            f"{' and '.join(names)} will cut: {cut!r}")
-    return counts, warnings, False
+        parsed = parse_weighted(text)
+        warnings.extend(f"{label}: {problem}" for problem in parsed.warnings)
+        fragments = [fragment for fragment, _ in parsed.fragments]
+        if dirs:
+            counts[label] = max(sum(count_tokens(f, d)[0] for f in fragments) for d in dirs)
+        else:
+            counts[label] = sum(len(_APPROX_SPLIT.findall(f.lower())) for f in fragments)
+        if counts[label] > CONTENT_TOKENS:
+            logger.info("prompt.long", label=label, tokens=counts[label],
+                        windows=-(-counts[label] // CONTENT_TOKENS), approximate=not dirs)
+    return counts, warnings, not dirs
+
+
+def prompt_tokens(text: str, tokenizer_dirs: Sequence[Path]) -> tuple[int, bool]:
+    """(tokens of one prompt as `check_lengths` counts them, approximate?) -- without its warnings."""
+    counts, _, approximate = check_lengths({"prompt": text}, tokenizer_dirs)
+    return counts["prompt"], approximate
 
 
 def count_tokens(text: str, tokenizer_dir: Path) -> tuple[int, str]:
-    """(content tokens, the text that falls outside the 77-token window or '')."""
+    """(content tokens, the text past the first 77-token window or ''). Syntax is not removed here."""
     enc = clip_tokenizer(tokenizer_dir).encode(text, add_special_tokens=False)
     n = len(enc.ids)
     if n <= CONTENT_TOKENS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,16 +136,21 @@ def test_config_paths(paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_themes_list_and_show(paths: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+    from structlog.testing import capture_logs
+
     ctx = AppContext(paths=paths)
-    assert themes_cmd.list_themes(argparse.Namespace(category=None, json=False), ctx) == 0
+    with capture_logs():  # the tokenizer lookup logs that the default base model is not on disk
+        assert themes_cmd.list_themes(argparse.Namespace(category=None, json=False), ctx) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["KEY", "CATEGORY", "WEIGHT", "CHANCE", "NAME"]
+    assert lines[0].split() == ["KEY", "CATEGORY", "WEIGHT", "CHANCE", "TOKENS", "NAME"]
     rows = [ln for ln in lines[1:-1]]
     assert len(rows) >= 40 and any(
         r.startswith("misty_pine_valley") and "Misty Pine Valley" in r for r in rows
     )
-    assert "in 11 categor(ies)" in lines[-1]
-    assert themes_cmd.list_themes(argparse.Namespace(category="cosmos", json=False), ctx) == 0
+    assert "in 11 categor(ies)" in lines[-1] and "~ = approximate token count" in lines[-1]
+    assert all(re.search(r"  ~\d+  ", r) for r in rows)  # no tokenizer for the hub base model here
+    with capture_logs():
+        assert themes_cmd.list_themes(argparse.Namespace(category="cosmos", json=False), ctx) == 0
     cosmos = capsys.readouterr().out.splitlines()[1:-1]
     assert cosmos and all(" cosmos " in r for r in cosmos)
     assert themes_cmd.show_theme(argparse.Namespace(key="ink_mountains", seed=2), ctx) == 0

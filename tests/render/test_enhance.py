@@ -22,6 +22,7 @@ from ai_wallpaper.render.stages import enhance_denoise as D
 from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, seam_score, tile_grid
 from ai_wallpaper.render.stages.vae import vae_mode, vae_pass
+from tests.render.test_stage_txt2img import inference_spy
 
 CPU = torch.device("cpu")
 TILE, OVERLAP = 256, 64
@@ -52,7 +53,7 @@ def identity_denoiser(clean: torch.Tensor, alphas_cumprod: torch.Tensor) -> D.De
 
 
 class CountingPipe:
-    """The real pipe, with encode_prompt calls counted."""
+    """The real pipe, with prompt encodings (`conditioning.encode_prompts` calls on it) counted."""
 
     def __init__(self, pipe: Any) -> None:
         self._pipe = pipe
@@ -61,9 +62,17 @@ class CountingPipe:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipe, name)
 
-    def encode_prompt(self, *args: Any, **kwargs: Any) -> Any:
-        self.encode_calls += 1
-        return self._pipe.encode_prompt(*args, **kwargs)
+
+@pytest.fixture(autouse=True)
+def _count_encodings(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = D.encode_prompts
+
+    def counting(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(pipe, CountingPipe):
+            pipe.encode_calls += 1
+        return real(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(D, "encode_prompts", counting)
 
 
 @pytest.fixture(scope="module")
@@ -222,19 +231,24 @@ def test_null_scheduler_means_the_txt2img_scheduler(tiny_pipe: Any) -> None:
 
 
 def test_prompt_is_encoded_under_inference_mode(tiny_pipe: Any) -> None:
-    seen: list[bool] = []
-
-    class Spy(CountingPipe):
-        def encode_prompt(self, *args: Any, **kwargs: Any) -> Any:
-            seen.append(torch.is_inference_mode_enabled())
-            return super().encode_prompt(*args, **kwargs)
-
-    cond = D.encode_conditioning(Spy(tiny_pipe), "a calm lake", "blurry", 5.0, TILE, CPU)
-    assert seen == [True]
+    with inference_spy(tiny_pipe) as seen:
+        cond = D.encode_conditioning(tiny_pipe, "a calm lake", "blurry", 5.0, TILE, CPU)
+    assert seen and all(s == (True, True) for s in seen)
     for t in (cond.embeds, cond.pooled, cond.time_ids):
         assert torch.is_inference(t) and not t.requires_grad
-    run_enhance(smooth_image(512, 256), Spy(tiny_pipe), config(steps=3))
-    assert seen == [True, True]
+
+
+def test_the_whole_weighted_prompt_conditions_the_tiles(tiny_pipe: Any) -> None:
+    """The enhancement encodes like txt2img: a long prompt whole, A1111 weights honoured, one shared encoder."""
+    from ai_wallpaper.render.stages.conditioning import encode_prompts
+
+    long = "a calm lake at dawn " * 6 + "with (red:1.3) boats"
+    cond = D.encode_conditioning(tiny_pipe, long, "blurry", 5.0, TILE, CPU)
+    enc = encode_prompts(tiny_pipe, long, "blurry")
+    assert cond.embeds.shape[1] == enc.prompt_embeds.shape[1] > 77
+    assert torch.equal(cond.embeds, torch.cat([enc.negative_prompt_embeds, enc.prompt_embeds]))
+    no_negative = D.encode_conditioning(tiny_pipe, long, "", 5.0, TILE, CPU)
+    assert not no_negative.embeds[0].any() and not no_negative.pooled[0].any()  # diffusers' zeros
 
 
 def test_prompt_encoded_once_progress_and_pipe_untouched(tiny_pipe: Any) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -84,27 +86,44 @@ def test_the_shared_pipe_is_not_changed(tiny_pipe: Any) -> None:
     assert set(vars(tiny_pipe)) == state  # no per-call attributes (_guidance_scale, ...) left behind
 
 
-def inference_spy(pipe: Any) -> tuple[Any, list[tuple[bool, bool]]]:
-    """A shallow copy of `pipe` whose encode_prompt records (inference mode on, every output an
-    inference tensor without grad). The stages' own copy.copy keeps the instance attribute."""
-    spy, seen = copy.copy(pipe), []
-    real = pipe.encode_prompt
+@contextlib.contextmanager
+def inference_spy(pipe: Any) -> Iterator[list[tuple[bool, bool]]]:
+    """Records every text-encoder call on `pipe`: (inference mode on, every output an inference
+    tensor without grad). The hooks are removed again (the fixture pipe is shared)."""
+    seen: list[tuple[bool, bool]] = []
 
-    def encode_prompt(*args: Any, **kwargs: Any) -> Any:
-        out = real(*args, **kwargs)
-        tensors = [t for t in out if t is not None]
+    def hook(module: Any, args: Any, output: Any) -> None:
+        values = output.to_tuple() if hasattr(output, "to_tuple") else tuple(output)
+        tensors = [t for v in values for t in (v if isinstance(v, tuple) else (v,)) if isinstance(t, torch.Tensor)]
         seen.append((torch.is_inference_mode_enabled(),
                      all(torch.is_inference(t) and not t.requires_grad for t in tensors)))
-        return out
 
-    spy.encode_prompt = encode_prompt
-    return spy, seen
+    encoders = [e for e in (getattr(pipe, "text_encoder", None), pipe.text_encoder_2) if e is not None]
+    handles = [e.register_forward_hook(hook) for e in encoders]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def test_prompt_encoding_runs_under_inference_mode(tiny_pipe: Any) -> None:
-    spy, seen = inference_spy(tiny_pipe)
-    run_txt2img(spy, small(width=64, height=64, steps=2))
-    assert seen == [(True, True)]
+    with inference_spy(tiny_pipe) as seen:
+        run_txt2img(tiny_pipe, small(width=64, height=64, steps=2))
+    assert seen and all(s == (True, True) for s in seen)
+
+
+def test_a_prompt_is_not_cut_at_77_tokens(tiny_pipe: Any) -> None:
+    """Two prompts that differ only after token 80 give different images; the same one gives the same bits."""
+    head = "a lighthouse at dusk " * 6  # 102 byte-level tokens with the tiny model's tokenizer
+    assert len(tiny_pipe.tokenizer(head).input_ids) - 2 > 80
+    cfg = small(width=64, height=64, steps=3)
+    first = run_txt2img(tiny_pipe, dataclasses.replace(cfg, prompt=head + "with red boats")).image
+    again = run_txt2img(tiny_pipe, dataclasses.replace(cfg, prompt=head + "with red boats")).image
+    other = run_txt2img(tiny_pipe, dataclasses.replace(cfg, prompt=head + "with blue gulls")).image
+    assert first is not None and again is not None and other is not None
+    assert first.tobytes() == again.tobytes()
+    assert first.tobytes() != other.tobytes()
 
 
 def test_progress_reports_every_step(tiny_pipe: Any) -> None:

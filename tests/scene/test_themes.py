@@ -217,3 +217,24 @@ def test_a_template_with_thousands_of_unknown_placeholders_is_checked_quickly() 
         themes_from_text(text, "themes.yaml")
     assert time.process_time() - started < 1.0
     assert len(err.value.problems) == 11 and "... and 9990 more unknown placeholders" in err.value.problems[-1]
+
+
+def test_theme_token_counts_use_the_plans_tokenizer_and_a_fixed_seed(shipped: ThemeLibrary, tmp_path: Path) -> None:
+    """`themes list` counts a filled example (seed 0) with the planner's composition and counting."""
+    from ai_wallpaper.catalog.builtin import builtin_tokenizer_dir
+    from ai_wallpaper.commands.themes_cmd import theme_tokens
+    from ai_wallpaper.scene.planner import rng_for
+    from ai_wallpaper.scene.prompts import rewrite_prompt
+
+    tok = builtin_tokenizer_dir(tmp_path / "builtin")
+    for key in ("misty_pine_valley", "ink_mountains"):
+        theme = shipped.themes[key]
+        count, approximate = theme_tokens(theme, [tok])
+        assert not approximate and count > 0
+        assert theme_tokens(theme, [tok]) == (count, False)  # the same example every time
+        planned = rewrite_prompt(fill_template(theme, rng_for(0, "prompt"), None), "", [],
+                                 prepend=theme.prompt_modifiers.prepend, append=theme.prompt_modifiers.append,
+                                 tokenizer_dirs=[tok])
+        assert planned.token_counts["prompt"] == count
+        rough, approximate = theme_tokens(theme, [])
+        assert approximate and 0 < rough <= count

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ai_wallpaper.config.vocabulary import SchedulerName
 from ai_wallpaper.render.stages.common import CancelCheck, Progress, never_cancel, no_progress, raise_if_cancelled
+from ai_wallpaper.render.stages.conditioning import encode_prompts
 from ai_wallpaper.render.stages.schedulers import make_scheduler
 from ai_wallpaper.render.stages.tiling import TileBox
 
@@ -67,12 +68,13 @@ def encode_conditioning(pipe: Any, prompt: str, negative_prompt: str, guidance_s
     # far outside anything SDXL saw in training (and SDXL renders non-zero crops as "cut off"
     # content); one shared vector also keeps every tile's UNet input identical in form.
     ids = [tile_px, tile_px, 0, 0, tile_px, tile_px]
-    # Inference mode: no autograd graph is kept for the text encoders, and every tensor built here
-    # is an inference tensor like the ones the UNet later consumes.
+    # The prompt is encoded whole, A1111 weights honoured, exactly as txt2img encodes it (no negative:
+    # zeros, as diffusers does for SDXL). Inference mode (there and here): no autograd graph is kept
+    # for the text encoders, and every tensor built here is an inference tensor like the UNet's inputs.
+    enc = encode_prompts(pipe, prompt, negative_prompt or None)
     with torch.inference_mode():
-        pos, neg, pos_pooled, neg_pooled = pipe.encode_prompt(
-            prompt=prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=use_cfg,
-            negative_prompt=negative_prompt or None)
+        pos, neg = enc.prompt_embeds.to(device), enc.negative_prompt_embeds.to(device)
+        pos_pooled, neg_pooled = enc.pooled_prompt_embeds.to(device), enc.negative_pooled_prompt_embeds.to(device)
         embeds = torch.cat([neg, pos]) if use_cfg else pos
         pooled = torch.cat([neg_pooled, pos_pooled]) if use_cfg else pos_pooled
         expected = pipe.unet.add_embedding.linear_1.in_features

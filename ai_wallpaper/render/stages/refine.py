@@ -31,6 +31,7 @@ from ai_wallpaper.render.stages.common import (
     prompt_problems,
     raise_if_cancelled,
 )
+from ai_wallpaper.render.stages.conditioning import encode_prompts
 from ai_wallpaper.render.stages.schedulers import make_scheduler
 from ai_wallpaper.render.stages.txt2img import prompt_kwargs, step_callback
 
@@ -81,7 +82,8 @@ def run_refine(
 ) -> Image.Image:
     """Finish partly denoised base `latents` (1, 4, H/8, W/8) with a StableDiffusionXLImg2ImgPipeline.
 
-    `embeds` (optional) are precomputed embeddings for the refiner's own text encoder.
+    `embeds` (optional) are precomputed embeddings for the refiner's own text encoder; without them the
+    prompts are encoded whole with it, A1111 weights honoured (`conditioning.encode_prompts`).
     """
     import torch
 
@@ -97,14 +99,17 @@ def run_refine(
     run_pipe = copy.copy(refiner_pipe)
     run_pipe.scheduler = make_scheduler(cfg.scheduler, refiner_pipe.scheduler.config)
 
-    # 3. Seeded CPU generator (the ancestral samplers draw noise at every step).
+    # 3. Whole, weighted prompts through the refiner's one text encoder (text_encoder_2).
+    if embeds is None:
+        embeds = encode_prompts(refiner_pipe, cfg.prompt, cfg.negative_prompt).as_kwargs()
+
+    # 4. Seeded CPU generator (the ancestral samplers draw noise at every step).
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
 
-    # 4. Denoise the low-noise remainder of the schedule and decode.
+    # 5. Denoise the low-noise remainder of the schedule and decode.
     logger.info("refine.start", steps=cfg.steps, high_noise_frac=cfg.high_noise_frac,
                 scheduler=cfg.scheduler, latent_size=tuple(latents.shape[-2:]))
-    # Inference mode covers every model call, the pipe's own prompt encoding included (no autograd
-    # graph is ever kept for the text encoders).
+    # Inference mode covers every model call (no autograd graph is ever kept).
     with torch.inference_mode():
         output = run_pipe(
             **prompt_kwargs(cfg.prompt, cfg.negative_prompt, embeds),

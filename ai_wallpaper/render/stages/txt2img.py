@@ -35,6 +35,7 @@ from ai_wallpaper.render.stages.common import (
     prompt_problems,
     raise_if_cancelled,
 )
+from ai_wallpaper.render.stages.conditioning import encode_prompts
 from ai_wallpaper.render.stages.schedulers import make_scheduler
 from ai_wallpaper.render.stages.vae import vae_mode
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = log.get(__name__)
 
-# Keys a caller may pass in `embeds` (e.g. chunked long-prompt embeddings from another module).
+# Keys a caller may pass in `embeds` (precomputed conditioning; by default `conditioning.encode_prompts`).
 EMBED_KEYS = frozenset(
     {"prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"}
 )
@@ -103,7 +104,8 @@ def run_txt2img(
 
     `progress(step, total)` is called after every denoising step; `cancel()` is polled before the
     run and after every step, and a True raises `Cancelled` (the remaining steps never run).
-    `embeds`, if given, replaces the text prompts with precomputed embeddings (keys: EMBED_KEYS).
+    `embeds`, if given, replaces the text prompts with precomputed embeddings (keys: EMBED_KEYS);
+    without it the prompts are encoded whole, A1111 weights honoured (`conditioning.encode_prompts`).
     """
     import torch
 
@@ -114,16 +116,20 @@ def run_txt2img(
     run_pipe = copy.copy(pipe)
     run_pipe.scheduler = make_scheduler(cfg.scheduler, pipe.scheduler.config)
 
-    # 3. The seed drives a CPU generator: the same seed gives the same noise on any device.
+    # 3. Whole, weighted prompts: never cut at CLIP's 77 tokens (diffusers' own encoding would cut them).
+    if embeds is None:
+        embeds = encode_prompts(pipe, cfg.prompt, cfg.negative_prompt).as_kwargs()
+
+    # 4. The seed drives a CPU generator: the same seed gives the same noise on any device.
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
 
-    # 4. Run, reporting progress and honouring cancel between steps.
+    # 5. Run, reporting progress and honouring cancel between steps.
     want_latents = cfg.denoising_end is not None
     logger.info("txt2img.start", width=cfg.width, height=cfg.height, steps=cfg.steps,
                 scheduler=cfg.scheduler, seed=cfg.seed, denoising_end=cfg.denoising_end,
                 vae_tiled=wants_vae_tiling(cfg.vae_tiling, cfg.width * cfg.height) and not want_latents)
-    # Inference mode covers every model call, the pipe's own prompt encoding included (no autograd
-    # graph is ever kept for the text encoders). The VAE decodes whole unless vae_tiling says so.
+    # Inference mode covers every model call (no autograd graph is ever kept). The VAE decodes whole
+    # unless vae_tiling says so.
     tiled = wants_vae_tiling(cfg.vae_tiling, cfg.width * cfg.height) and not want_latents
     with torch.inference_mode(), vae_mode(pipe.vae, tiled, upcast=False):
         output = run_pipe(
@@ -139,7 +145,7 @@ def run_txt2img(
             callback_on_step_end_tensor_inputs=["latents"],
         )
 
-    # 5. Hand back exactly what the next stage needs.
+    # 6. Hand back exactly what the next stage needs.
     if want_latents:
         return Txt2ImgResult(image=None, latents=output.images)
     return Txt2ImgResult(image=output.images[0], latents=None)
