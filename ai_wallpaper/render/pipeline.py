@@ -273,6 +273,8 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
         raise_if_cancelled(opts.cancel)
         step(runner)
     runner.models.release_all()
+    if any(info.get("sha256") is None for info in run.record.models.values()):
+        run.record.models = describe_models(settings.models, paths)  # downloaded during the run: hash them now
     if opts.save_stages:
         try:  # a diagnostic page: a failure to write it does not fail the finished run
             contact_sheet.write(run.path, contact_sheet.stage_entries(run.path, run.record.stages))
