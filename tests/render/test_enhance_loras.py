@@ -19,6 +19,17 @@ from tests import lora_factory as lf
 from tests.render.test_pipeline import SMALL, write_settings
 
 
+def glow_library(tiny_pipe: Any, tmp_path: Path) -> dict[str, str]:
+    """The `loras:` settings of a library with one real peft LoRA, always picked at weight 0.8."""
+    lora_dir = tmp_path / "loras"
+    lf.make_peft_lora(tiny_pipe, lora_dir / "glow.safetensors", seed=3)
+    library = tmp_path / "loras.yaml"
+    library.write_text(yaml.safe_dump({"loras": {"glow": {
+        "file": "glow.safetensors", "type": "style", "weight_range": [0.8, 0.8], "chance": 1.0,
+        "trigger_words": ["glowstyle"]}}}))
+    return {"file": str(library), "directory": str(lora_dir)}
+
+
 def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tmp_path: Path,
                                                     tiny_pipe: Any) -> None:
     from ai_wallpaper.config.render_settings import ModelSettings
@@ -27,13 +38,7 @@ def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tm
     from ai_wallpaper.render.model_loading import load_sdxl
     from ai_wallpaper.render.stages.enhance import EnhanceConfig, run_enhance
 
-    lora_dir = tmp_path / "loras"
-    lf.make_peft_lora(tiny_pipe, lora_dir / "glow.safetensors", seed=3)
-    library = tmp_path / "loras.yaml"
-    library.write_text(yaml.safe_dump({"loras": {"glow": {
-        "file": "glow.safetensors", "type": "style", "weight_range": [0.8, 0.8], "chance": 1.0,
-        "trigger_words": ["glowstyle"]}}}))
-    settings = {**SMALL, "loras": {"file": str(library), "directory": str(lora_dir)}}
+    settings = {**SMALL, "loras": glow_library(tiny_pipe, tmp_path)}
     out = tmp_path / "run"
     cfg_file = write_settings(paths_with_models, settings)
     assert main(["generate", "--config", str(cfg_file), "--no-wallpaper", "--save-stages", "--output", str(out)]) == 0
@@ -67,15 +72,9 @@ def test_enhancement_applies_the_planned_lora_stack(paths_with_models: Paths, tm
 
 def test_the_refiner_runs_without_loras_and_without_their_trigger_words(paths_with_models: Paths, tmp_path: Path,
                                                                        tiny_pipe: Any) -> None:
-    lora_dir = tmp_path / "loras"
-    lf.make_peft_lora(tiny_pipe, lora_dir / "glow.safetensors", seed=3)
-    library = tmp_path / "loras.yaml"
-    library.write_text(yaml.safe_dump({"loras": {"glow": {
-        "file": "glow.safetensors", "type": "style", "weight_range": [0.8, 0.8], "chance": 1.0,
-        "trigger_words": ["glowstyle"]}}}))
     settings = {**SMALL, "models": {**SMALL["models"], "refiner": "builtin:tiny-refiner"},
                 "pipeline": {**SMALL["pipeline"], "enhance": {"enabled": False}},
-                "loras": {"file": str(library), "directory": str(lora_dir)}}
+                "loras": glow_library(tiny_pipe, tmp_path)}
     out = tmp_path / "run"
     cfg_file = write_settings(paths_with_models, settings)
     assert main(["generate", "--config", str(cfg_file), "--no-wallpaper", "--output", str(out)]) == 0

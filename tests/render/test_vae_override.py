@@ -23,6 +23,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.model_holder import describe_models
 from ai_wallpaper.render.model_loading import load_sdxl
 from tests.lora_factory import sdxl_diffusers_keys, sdxl_kohya_keys, write_keys
+from tests.render.test_models import _image
 from tests.render.test_pipeline import SMALL, write_settings
 from tests.render.test_single_file import vae_to_ldm
 
@@ -74,12 +75,6 @@ def _vae_equals(vae: Any, folder: Path) -> bool:
     expected = load_file(str(folder / WEIGHTS))
     got = vae.state_dict()
     return set(got) == set(expected) and all(torch.equal(got[k], expected[k]) for k in expected)
-
-
-def _image(pipe: Any) -> np.ndarray:
-    out = pipe("a quiet harbour", num_inference_steps=2, width=64, height=64, output_type="np",
-               generator=torch.Generator().manual_seed(3))
-    return np.asarray(out.images[0])
 
 
 # --- loading ----------------------------------------------------------------------------------------
