@@ -214,8 +214,12 @@ class _Runner:
         if not self.enhance:
             self.run.mark_stage("enhanced", status="skipped", reason="pipeline.enhance.enabled is false")
             return
-        source = self.input_image("enhanced")
         cfg = EnhanceConfig.from_settings(self.settings, **self.prompting)
+        if cfg.steps_to_run == 0:  # like img2img: int(steps x strength) denoising steps, here none
+            self.run.mark_stage("enhanced", status="skipped", reason=(
+                f"pipeline.enhance: steps {cfg.steps} x strength {cfg.strength} runs no denoising step"))
+            return
+        source = self.input_image("enhanced")
         if earlier := self.run.record.decisions.get("enhanced"):
             # A resumed run repeats what the interrupted one chose: batch and tile change the result.
             cfg = replace(cfg, batch_size=earlier["batch_size"], tile=earlier["tile"],

@@ -135,6 +135,23 @@ def test_refiner_chain_hands_off_latents(paths_with_models: Paths, tmp_path: Pat
         assert img.size == (128, 64)
 
 
+def test_an_enhancement_with_no_denoising_step_is_skipped_and_the_run_still_finishes(
+        paths_with_models: Paths, tmp_path: Path) -> None:
+    # 2 steps x strength 0.35 rounds down to no step (img2img's rule): the daemon's test settings hit
+    # this, and the run once failed at the end of the stage.
+    settings = {**SMALL, "pipeline": {**SMALL["pipeline"],
+                                      "enhance": {"tile": 256, "overlap": 64, "steps": 2, "strength": 0.35}}}
+    out = tmp_path / "run"
+    assert generate(paths_with_models, "--save-stages", "--output", str(out), settings=settings) == 0
+    record = json.loads((out / RUN_JSON).read_text())
+    assert record["stages"]["enhanced"]["status"] == "skipped"
+    assert "no denoising step" in record["stages"]["enhanced"]["reason"]
+    assert record["stages"]["final"]["status"] == "done"
+    assert not (out / STAGE_FILES["enhanced"]).exists()
+    with Image.open(out / STAGE_FILES["final"]) as img:
+        assert img.size == (480, 270)
+
+
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
