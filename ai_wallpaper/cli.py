@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "config_cmd",
     "themes_cmd",
     "loras_cmd",
+    "doctor_cmd",
     "daemon_cmd",
 )
 

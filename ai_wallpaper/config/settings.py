@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ai_wallpaper.config.backend_settings import InvokeAISettings, RenderSettings
 from ai_wallpaper.config.render_settings import (
     ModelSettings,
     OutputSettings,
@@ -127,6 +128,8 @@ class Settings:
     models: ModelSettings = option(factory=ModelSettings, doc="Which models to load and how.")
     pipeline: PipelineSettings = option(factory=PipelineSettings, doc="The generation stages.")
     output: OutputSettings = option(factory=OutputSettings, doc="Final size, cropping and files.")
+    render: RenderSettings = option(factory=RenderSettings, doc="Where the stages run.")
+    invokeai: InvokeAISettings = option(factory=InvokeAISettings, doc="The InvokeAI server (render.backend: invokeai).")
     themes: ThemeSettings = option(factory=ThemeSettings, doc="Theme selection.")
     loras: LoraSettings = option(factory=LoraSettings, doc="LoRA library.")
     weather: WeatherSettings = option(factory=WeatherSettings, doc="Weather mood.")
@@ -172,6 +175,8 @@ RECIPE: dict[str, tuple[str, ...]] = {
                "deterministic", "memory"),
     "pipeline": ("txt2img", "refine", "upscale", "enhance"),
     "output": ("width", "height", "anchor", "upscale_factor"),
+    "render": ("backend",),
+    "invokeai": ("models", "enhance_fallback"),
 }
 
 

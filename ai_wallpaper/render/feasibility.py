@@ -192,7 +192,10 @@ def model_problems(settings: Settings, paths: Paths) -> list[str]:
 
 
 def preflight(settings: Settings, paths: Paths) -> None:
-    """Fail before a run directory or history row exists: sizes, tiles, memory and every model."""
+    """Fail before a run directory or history row exists: sizes, tiles, memory and every model. With
+    render.backend invokeai the models and the memory are the server's: checked when the run connects."""
+    if settings.render.backend != "local":
+        return
     _, problems = work_problems(settings)
     if problems:
         raise ConfigError(problems, hint="`ai-wallpaper plan` shows each stage's estimate")

@@ -25,14 +25,14 @@ from ai_wallpaper.render.feasibility import check_sizes
 from ai_wallpaper.render.model_holder import ModelHolder, describe_models
 from ai_wallpaper.render.quality import enhance_tiles, measure
 from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory, png_metadata
-from ai_wallpaper.render.run_record import StageRecord
+from ai_wallpaper.render.run_record import StageRecord, stage_conditioning
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
-from ai_wallpaper.scene.plan import LoraChoice
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from ai_wallpaper.render.adaptive_refine import Choice
+    from ai_wallpaper.render.invokeai.remote_stages import RemoteStages
     from ai_wallpaper.render.stages.refine import RefineConfig
     from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig
 
@@ -75,6 +75,10 @@ class _Runner:
         self.refined: Image.Image | None = None  # adaptive refinement's kept image, made in stage_base
         self.refine = settings.models.refiner is not None
         self.enhance = settings.pipeline.enhance.enabled
+        self.remote: RemoteStages | None = None
+        if settings.render.backend == "invokeai":
+            from ai_wallpaper.render.invokeai.remote_stages import RemoteStages
+            self.remote = RemoteStages(settings, paths)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageProgress]:
@@ -109,12 +113,6 @@ class _Runner:
                             quality=figures, **extra)
         raise_if_cancelled(self.opts.cancel)
 
-    @staticmethod
-    def conditioning(prompt: str, stack: Sequence[LoraChoice]) -> dict[str, Any]:
-        """What run.json records of a diffusion stage: the prompt it encoded and the LoRAs it ran with."""
-        return {"prompt": prompt,
-                "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in stack]}
-
     def input_image(self, stage: str) -> Image.Image:
         """The image the stage consumes: in memory, or (on resume) the last completed stage's file."""
         if self.current is not None:
@@ -131,6 +129,8 @@ class _Runner:
         from ai_wallpaper.render.lora_apply import applied_loras
         from ai_wallpaper.render.stages.txt2img import Txt2ImgConfig, Txt2ImgResult, decode_latents, run_txt2img
 
+        if self.remote:
+            return self.remote.base(self)
         cfg = Txt2ImgConfig.from_settings(self.settings, **self.prompting)
         adaptive = self.settings.pipeline.refine.adaptive if self.refine else []
         tries = None
@@ -152,7 +152,7 @@ class _Runner:
                 assert result.image is not None
                 image = result.image
         self.done("base", image, self.settings.output.intermediate_compress_level, adaptive=tries,
-                  handoff="latents" if self.refine else "image", **self.conditioning(cfg.prompt, self.plan.loras))
+                  handoff="latents" if self.refine else "image", **stage_conditioning(cfg.prompt, self.plan.loras))
         if self.refine:
             self.current = None  # the refiner consumes latents, not the preview
 
@@ -163,6 +163,8 @@ class _Runner:
         if not self.refine:
             self.run.mark_stage("refined", status="skipped", reason="models.refiner is null")
             return
+        if self.remote:
+            return self.remote.refined(self)
         cfg = self.refine_config()
         latents = self.latents if self.latents is not None else self.run.load_latents()
         with self.stage("refined") as progress:
@@ -170,7 +172,7 @@ class _Runner:
             self.models.release("refiner")
         # SDXL LoRAs do not fit the refiner's UNet: it runs without the stack (recorded as such).
         self.done("refined", image, self.settings.output.intermediate_compress_level,
-                  **self.conditioning(cfg.prompt, ()))
+                  **stage_conditioning(cfg.prompt, ()))
 
     def refine_config(self) -> RefineConfig:
         """The refiner's config; adaptive refinement's chosen switch point once recorded (also on resume)."""
@@ -192,6 +194,8 @@ class _Runner:
     def stage_upscaled(self) -> None:
         from ai_wallpaper.render.stages.upscale import UpscaleConfig, run_upscale
 
+        if self.remote:
+            return self.remote.upscaled(self)
         cfg = UpscaleConfig.from_settings(self.settings)
         source = self.input_image("upscaled")
         with self.stage("upscaled") as progress:
@@ -225,6 +229,9 @@ class _Runner:
             cfg = replace(cfg, batch_size=earlier["batch_size"], tile=earlier["tile"],
                           overlap=earlier["overlap"])
 
+        if self.remote and self.remote.enhanced(self, source, cfg):  # False: the server cannot, run it here
+            return
+
         def decided(decision: dict[str, Any]) -> None:
             self.run.record.decisions["enhanced"] = decision
             self.run.save()
@@ -236,7 +243,7 @@ class _Runner:
             with applied_loras(pipe, self.plan.loras):
                 image = run_enhance(source, pipe, cfg, progress, self.opts.cancel, on_decision=decided)
         self.done("enhanced", image, self.settings.output.intermediate_compress_level,
-                  enhance=self.run.record.decisions["enhanced"], **self.conditioning(cfg.prompt, self.plan.loras))
+                  enhance=self.run.record.decisions["enhanced"], **stage_conditioning(cfg.prompt, self.plan.loras))
 
     # 5. downsample ------------------------------------------------------------------------------
     def stage_final(self) -> None:
@@ -266,7 +273,7 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
     # 0. everything checkable without models
     check_sizes(settings, runner.plan)
     if not run.record.models:
-        run.record.models = describe_models(settings.models, paths)
+        run.record.models = runner.remote.describe(runner) if runner.remote else describe_models(settings.models, paths)
         run.save()
     if runner.plan.self_test:
         logger.warning("self-test model: random weights, the images are not meaningful")
@@ -277,7 +284,7 @@ def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: Pipe
         raise_if_cancelled(opts.cancel)
         step(runner)
     runner.models.release_all()
-    if any(info.get("sha256") is None for info in run.record.models.values()):
+    if not runner.remote and any(info.get("sha256") is None for info in run.record.models.values()):
         run.record.models = describe_models(settings.models, paths)  # downloaded during the run: hash them now
     if opts.save_stages:
         try:  # a diagnostic page: a failure to write it does not fail the finished run

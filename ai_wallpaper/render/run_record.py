@@ -15,6 +15,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -24,7 +25,7 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.history_db import TRIGGERS, RunStatus, Trigger
-from ai_wallpaper.scene.plan import Plan
+from ai_wallpaper.scene.plan import LoraChoice, Plan
 
 RUN_JSON = "run.json"
 RECORD_FORMAT = 1  # written as "format"; records from before it have none and are read as format 1
@@ -62,10 +63,16 @@ class StageRecord:
     adaptive: list[dict[str, Any]] | None = None  # the base stage under adaptive refinement: every try
     vae: Literal["whole", "tiled"] | None = None  # the base and enhanced stages: how the VAE ran
     quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
+    remote: dict[str, Any] | None = None  # render.backend invokeai: server, queue item, batch, graph sent
 
     def to_json(self) -> dict[str, Any]:
         always = ("status", "seconds", "peak_rss_mb", "peak_cuda_mb", "file")
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k in always}
+
+
+def stage_conditioning(prompt: str, stack: Sequence[LoraChoice]) -> dict[str, Any]:
+    """What run.json records of a diffusion stage: the prompt it encoded and the LoRAs it ran with."""
+    return {"prompt": prompt, "loras": [{"name": c.name, "weight": c.weight, "sha256": c.sha256} for c in stack]}
 
 
 @dataclass
