@@ -181,7 +181,7 @@ def _abort(response: requests.Response, late: threading.Event) -> None:
     # The body's file object holds the connection (urllib3 has already let go of it); shutdown on a
     # duplicate descriptor acts on the shared socket.
     with contextlib.suppress(OSError, AttributeError, ValueError), \
-            socket.fromfd(response.raw._fp.fp.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+            socket.fromfd(response.raw._fp.fp.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:  # type: ignore[union-attr]
         dup.shutdown(socket.SHUT_RDWR)
     response.close()
 
