@@ -228,3 +228,25 @@ def test_every_missing_model_is_reported_at_once_with_what_the_server_has(stub: 
     found = server_models.resolve(_catalogue(stub, {"main": main, "spandrel_image_to_image": ups}), named, ())
     assert found.base["key"] == "k1" and found.upscaler is not None and found.upscaler["key"] == "k9"
     assert found.refiner is None
+
+
+def test_resume_takes_the_server_from_todays_config_never_from_the_run_record() -> None:
+    recorded = settings_from_dict({"render": {"backend": "invokeai"},
+                                   "invokeai": {"url": "http://10.0.0.66:9090", "token_file": "/tmp/evil",
+                                                "models": {"base": "juggernaut"}}})
+    today = settings_from_dict({"invokeai": {"url": "https://gpu.example:9090"}})
+    resumed = today.with_recipe_of(recorded)
+    assert resumed.render.backend == "invokeai" and resumed.invokeai.models.base == "juggernaut"  # the recipe
+    assert resumed.invokeai.url == "https://gpu.example:9090" and resumed.invokeai.token_file is None
+
+
+def test_plain_http_to_another_host_warns_once_and_still_connects(paths: Any,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    from ai_wallpaper.core import log
+    from ai_wallpaper.render.invokeai.remote_stages import connect
+
+    log.configure("info", "json")
+    connect(settings_from_dict({"invokeai": {"url": "http://192.0.2.10:9090"}}), paths)
+    connect(settings_from_dict({"invokeai": {"url": "http://127.0.0.1:9090"}}), paths)
+    err = capfd.readouterr().err
+    assert err.count("invokeai.plain_http") == 1 and "192.0.2.10" in err
