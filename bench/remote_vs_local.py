@@ -28,9 +28,11 @@ def run(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
     cfg = folder / "settings.yaml"
     cfg.write_text(yaml.safe_dump(settings))
     out = folder / "run"
-    subprocess.run([sys.executable, "-m", "ai_wallpaper", "generate", "--config", str(cfg), "--no-wallpaper",
-                    "--save-stages", "--log-format", "json", "--output", str(out)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "ai_wallpaper", "generate", "--config", str(cfg), "--no-wallpaper",
+                           "--save-stages", "--log-format", "json", "--output", str(out)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"generate failed ({done.returncode}): {done.stderr[-1500:]}")
     return dict(json.loads((out / "run.json").read_text())["stages"])
 
 
