@@ -119,7 +119,7 @@ def run_naive_usdu(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: 
     own_y = dict(zip(ys, owned_intervals(ys, cfg.tile, height), strict=True))
     own_x = dict(zip(xs, owned_intervals(xs, cfg.tile, width), strict=True))
     device = pipe._execution_device
-    cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, cfg.tile, device)
+    cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, (cfg.tile, cfg.tile), device)
     denoise = unet_denoiser(pipe.unet, cond)
     vae = pipe.vae
     current = pil_to_tensor(image)  # (1, 3, H, W) in [0, 1], CPU: the image being repainted

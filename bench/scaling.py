@@ -78,7 +78,7 @@ def measure_enhance(pipe: Any, image: Any, cfg: Any) -> tuple[float, float]:
     from ai_wallpaper.render.stages.enhance import run_enhance
     from ai_wallpaper.render.stages.enhance_denoise import encode_conditioning, unet_denoiser
 
-    cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, cfg.tile,
+    cond = encode_conditioning(pipe, cfg.prompt, cfg.negative_prompt, cfg.guidance_scale, (cfg.tile, cfg.tile),
                                pipe._execution_device)
     denoiser = TimedDenoiser(unet_denoiser(pipe.unet, cond))
     cuda_sync()

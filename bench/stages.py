@@ -57,7 +57,7 @@ class StageBench:
     scheduler: str = _T.scheduler
     refiner: bool = False
     high_noise_frac: float = PRODUCT.pipeline.refine.high_noise_frac
-    upscale_tile: int = _U.tile
+    upscale_tile: int | None = None if _U.tile == "auto" else _U.tile  # None: auto, from free memory
     upscale_overlap: int = _U.overlap
     enhance_steps: int = _E.steps
     strength: float = _E.strength

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from bench.enhance_vs_naive import compare
 from bench.naive_usdu import owned_intervals, paste_mask
 from bench.scaling import fit_line, run_scaling
 from bench.stages import StageBench, run_stages, total_rows
+from bench.work import main as work_main
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +103,34 @@ def test_bench_switches_change_the_loaded_pipe(tiny_sdxl_dir: Any) -> None:
     assert {type(p) for p in pipe.unet.attn_processors.values()} == {AttnProcessor2_0}
     table = format_table(["a", "b"], [["x", 1.5], ["y", None]])
     assert table.splitlines()[2] == "| x | 1.50 |"
+
+
+def test_work_accounting_prints_json_and_the_summary_line(capsys: Any) -> None:
+    """bench.work on the meta device (~20 s, no real compute). The tile layout is being changed
+    elsewhere, so only the structure, the positivity and the link to enhance_tiles are asserted."""
+    from ai_wallpaper.render.quality import enhance_tiles
+
+    assert work_main(["--json"]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    last = re.fullmatch(r"ours vs USDU band pass: (\d+\.\d\d)x, vs USDU half tile: (\d+\.\d\d)x less UNet work",
+                        lines[-1])
+    assert last is not None, lines[-1]
+    assert float(last[1]) > 0 and float(last[2]) > 0
+    data = json.loads("\n".join(lines[:-1]))
+    stages = {(r["stage"], r["model"]): r for r in data["stages"]}
+    for key in [("text encoders", "CLIP-L"), ("text encoders", "OpenCLIP-bigG"), ("txt2img", "UNet"),
+                ("txt2img", "VAE decode"), ("upscale", "RRDBNet x4"), ("enhance", "VAE encode"),
+                ("enhance", "UNet"), ("enhance", "VAE decode"), ("downsample", "Lanczos (Pillow)")]:
+        assert stages[key]["flops"] > 0 and stages[key]["evals"] > 0, key
+    plan = data["plan"]
+    height, width = plan["big"]
+    unet = stages[("enhance", "UNet")]
+    assert unet["tiles"] == len(enhance_tiles(width, height, plan["tile"], plan["overlap"]))
+    assert unet["evals"] == unet["tiles"] * plan["enhance_calls"] * plan["enhance_cfg"]
+    assert data["total_pflop"] == pytest.approx(sum(r["flops"] for r in data["stages"]) / 1e15, abs=1e-3)
+    assert data["upscaler_untiled_tflop"] > 0
+    methods = {m["name"]: m for m in data["enhancement"]}
+    assert data["enhancement"][0]["name"].startswith("ours")
+    for name in ["USDU 1024 band pass", "USDU 1024 half tile", "USDU 512 none", "Tiled Diffusion 96/48"]:
+        assert methods[name]["unet_tflop"] > 0 and methods[name]["tile_eq_per_step"] > 0, name
+    assert data["vs_ours_unet"]["USDU 1024 band pass"] == pytest.approx(float(last[1]), abs=0.0051)

@@ -109,23 +109,31 @@ class RefineSettings:
 
 @dataclass(frozen=True)
 class UpscaleSettings:
-    tile: int = option(512, "Upscaler input tile size in pixels; halved automatically on out-of-memory.",
-                       min=32, max=4096, multiple_of=8)
+    tile: int | Literal["auto"] = option(
+        "auto", "Upscaler input tile size in pixels, or auto: the whole image in one pass when it fits in half\n"
+        "the free memory (fastest: no margins computed twice), else the largest tile that does. Halved\n"
+        "automatically on out-of-memory.", min=32, max=4096, multiple_of=8)
     # 48: with the real RealESRGAN_x4plus the tiled result is within 5/255 of an untiled pass (32: 21/255);
     # bench/upscale_tiling.py measures it.
     overlap: int = option(48, "Context around each upscaler tile, input pixels; cropped off.", min=0, max=1024)
     half_precision: bool = option(True, "Run the upscaler in float16 on CUDA (ignored on CPU).")
 
     def check(self) -> Check:
-        problem = tile_margin_problem(self.tile, self.overlap)
+        problem = tile_margin_problem(self.tile, self.overlap) if isinstance(self.tile, int) else None
         return [(("overlap",), *problem)] if problem else []
 
 
 @dataclass(frozen=True)
 class EnhanceSettings:
     enabled: bool = option(True, "Run the tiled img2img detail pass at 8K.")
-    tile: int = option(1024, "Tile size in pixels (a multiple of 64).", min=64, max=4096, multiple_of=64)
-    overlap: int = option(256, "Overlap between tiles in pixels (a multiple of 8, less than tile).",
+    tile: int = option(1024, "Largest tile side in pixels (a multiple of 64). Per axis the fewest tiles that keep\n"
+                       "the overlap are used, each as small as that allows (tiles may be non-square).",
+                       min=64, max=4096, multiple_of=64)
+    # The default is the floor we recommend: 64 px = 8 latent pixels = two cells of the SDXL UNet's deepest
+    # (4x downsampled) level; a narrower blend band hands over inside one cell of the coarsest features
+    # (bench/RESULTS.md). Smaller values stay allowed for small self-test images.
+    overlap: int = option(64, "Minimum overlap between neighbouring tiles in pixels (a multiple of 8, less than\n"
+                          "tile); tiles are spread evenly, so most overlap more. Below 64 tile borders may show.",
                           min=0, max=4032, multiple_of=8)
     strength: float = option(0.35, "How much to repaint: 0 keeps the image, 1 ignores it.", min=0.0, max=1.0)
     steps: int = option(30, "Nominal steps; about strength x steps are actually run.", min=1, max=500)

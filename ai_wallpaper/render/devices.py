@@ -151,3 +151,15 @@ def apply_determinism(enabled: bool, choice: DeviceChoice) -> bool:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     return True
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory free for a stage's working tensors: the GPU's free memory, or the RAM available."""
+    import torch
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)

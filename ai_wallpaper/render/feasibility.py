@@ -22,7 +22,9 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core.errors import ConfigError, ModelError, RunError
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.devices import VAE_TILE_PX
+from ai_wallpaper.render.stages.tile_layout import enhance_grid
 from ai_wallpaper.render.stages.tiling import tiling_problems
+from ai_wallpaper.render.stages.upscale import activation_bytes_per_pixel, tile_for_memory
 from ai_wallpaper.scene.plan import Plan
 
 # Parameter counts of the public models (bench/configs, counted on the meta device).
@@ -36,7 +38,6 @@ MAX_UPSCALE_TILES = 16384
 _UNET_WIDEST = 1280  # channels at SDXL's deepest level
 _LIVE_TENSORS = 8  # activations of that width alive at once (skip connections, attention)
 _VAE_CHANNELS = 128  # channels at the VAE's full-resolution level
-_RRDB_CHANNELS = 64 + 4 * 32  # trunk features plus the dense block's growth channels
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def _tiles(length: int, tile: int, overlap: int) -> int:
     return -(-(length - tile) // stride) + 1
 
 
-def estimate(settings: Settings, device: str = "cpu") -> list[StageEstimate]:
-    """Peak memory and tile count of each stage for these settings on `device`."""
+def estimate(settings: Settings, device: str = "cpu", memory_bytes: int | None = None) -> list[StageEstimate]:
+    """Peak memory and tile count of each stage for these settings on `device`; `memory_bytes` is what
+    an automatic upscaler tile adapts to (stages/upscale.py tile_for_memory; None: one whole pass)."""
     b = element_bytes(settings, device)
     m, p, o = settings.models, settings.pipeline, settings.output
     base_w = (BUILTIN_PARAMS if is_builtin(m.base) else SDXL_BASE_PARAMS) * b
@@ -95,18 +97,21 @@ def estimate(settings: Settings, device: str = "cpu") -> list[StageEstimate]:
     if m.refiner:
         out.append(StageEstimate("refined", 1, base_w + refiner_w + unet_act(w, h) + vae_act(w, h)))
     u = p.upscale
-    up_tiles = _tiles(w, u.tile, 0) * _tiles(h, u.tile, 0)  # core tiles; the overlap is context around each
-    tile_px = min(u.tile + 2 * u.overlap, w) * min(u.tile + 2 * u.overlap, h)
-    up_act = tile_px * (_RRDB_CHANNELS + 2 * 64 * o.upscale_factor**2) * b
+    up_tile = u.tile if u.tile != "auto" else (
+        max(w, h) if memory_bytes is None else tile_for_memory(w, h, o.upscale_factor, u.overlap, b, memory_bytes))
+    up_tiles = _tiles(w, up_tile, 0) * _tiles(h, up_tile, 0)  # core tiles; the overlap is context around each
+    tile_px = min(up_tile + 2 * u.overlap, w) * min(up_tile + 2 * u.overlap, h)
+    up_act = tile_px * activation_bytes_per_pixel(o.upscale_factor, b)
     image_f32 = big_w * big_h * 3 * 4
     out.append(StageEstimate("upscaled", up_tiles, UPSCALER_PARAMS * b + up_act + 3 * image_f32))
     e = p.enhance
     if e.enabled:
-        enh_tiles = _tiles(big_w, e.tile, e.overlap) * _tiles(big_h, e.tile, e.overlap)
+        grid = enhance_grid(big_h // 8, big_w // 8, e.tile // 8, e.overlap // 8)
+        enh_tiles, tile_h, tile_w = len(grid), grid[0].h * 8, grid[0].w * 8
         batch = 1 if e.batch_size == "auto" else int(e.batch_size)
         latents = (big_w // 8) * (big_h // 8) * 4 * 4 * 6  # latents, noise, blended predictions, weights...
         vae_tile = min(VAE_TILE_PX, big_w) * min(VAE_TILE_PX, big_h)
-        peak = base_w + 2 * image_f32 + latents + max(unet_act(e.tile, e.tile, batch), vae_act(vae_tile, 1))
+        peak = base_w + 2 * image_f32 + latents + max(unet_act(tile_w, tile_h, batch), vae_act(vae_tile, 1))
         out.append(StageEstimate("enhanced", enh_tiles, peak))
     out.append(StageEstimate("final", 1, big_w * big_h * 3 * 2 + o.width * o.height * 3 * 2))
     return out
@@ -141,7 +146,7 @@ def work_problems(settings: Settings, memory: Memory | None = None) -> tuple[lis
     """(estimates, problems): sizes the stages cannot handle, absurd tile counts, too little memory."""
     problems = size_problems(settings)
     memory = memory or machine_memory(settings)
-    estimates = estimate(settings, memory.device)
+    estimates = estimate(settings, memory.device, memory.limit_bytes)
     limits = {"upscaled": (MAX_UPSCALE_TILES, "pipeline.upscale.tile"),
               "enhanced": (MAX_ENHANCE_TILES, "pipeline.enhance.tile")}
     for est in estimates:

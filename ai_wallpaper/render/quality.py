@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ai_wallpaper.render.stages.tiling import TileBox, seam_score, tile_grid
+from ai_wallpaper.render.stages.tile_layout import enhance_grid
+from ai_wallpaper.render.stages.tiling import TileBox, seam_score
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -152,7 +153,7 @@ def measure(image: Image.Image | np.ndarray, *, tiles: Sequence[TileBox] | None 
 
 def enhance_tiles(width: int, height: int, tile: int, overlap: int, scale_factor: int = 8) -> list[TileBox]:
     """The tiles the enhancement ran on (render/stages/enhance.py: a grid in latent pixels), in image pixels."""
-    grid = tile_grid(height // scale_factor, width // scale_factor, tile // scale_factor, overlap // scale_factor)
+    grid = enhance_grid(height // scale_factor, width // scale_factor, tile // scale_factor, overlap // scale_factor)
     return [box.scaled(scale_factor) for box in grid]
 
 

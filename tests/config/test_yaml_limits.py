@@ -301,7 +301,8 @@ def test_cross_field_checks_run_beside_other_problems(tmp_path: Path) -> None:
 
 def test_a_check_that_needs_a_broken_field_is_skipped(tmp_path: Path) -> None:
     f = _write(tmp_path, "pipeline:\n  upscale: {tile: banana, overlap: 40}\n")
-    assert _settings_error(f).problems == [f"{f}:2: pipeline.upscale.tile: expected an integer, got 'banana'"]
+    assert _settings_error(f).problems == [
+        f"{f}:2: pipeline.upscale.tile: expected an integer or one of 'auto', got 'banana'"]
 
 
 def test_thousands_of_problems_are_listed_up_to_a_bound(tmp_path: Path) -> None:

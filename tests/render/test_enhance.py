@@ -232,7 +232,7 @@ def test_null_scheduler_means_the_txt2img_scheduler(tiny_pipe: Any) -> None:
 
 def test_prompt_is_encoded_under_inference_mode(tiny_pipe: Any) -> None:
     with inference_spy(tiny_pipe) as seen:
-        cond = D.encode_conditioning(tiny_pipe, "a calm lake", "blurry", 5.0, TILE, CPU)
+        cond = D.encode_conditioning(tiny_pipe, "a calm lake", "blurry", 5.0, (TILE, TILE), CPU)
     assert seen and all(s == (True, True) for s in seen)
     for t in (cond.embeds, cond.pooled, cond.time_ids):
         assert torch.is_inference(t) and not t.requires_grad
@@ -243,11 +243,11 @@ def test_the_whole_weighted_prompt_conditions_the_tiles(tiny_pipe: Any) -> None:
     from ai_wallpaper.render.stages.conditioning import encode_prompts
 
     long = "a calm lake at dawn " * 6 + "with (red:1.3) boats"
-    cond = D.encode_conditioning(tiny_pipe, long, "blurry", 5.0, TILE, CPU)
+    cond = D.encode_conditioning(tiny_pipe, long, "blurry", 5.0, (TILE, TILE), CPU)
     enc = encode_prompts(tiny_pipe, long, "blurry")
     assert cond.embeds.shape[1] == enc.prompt_embeds.shape[1] > 77
     assert torch.equal(cond.embeds, torch.cat([enc.negative_prompt_embeds, enc.prompt_embeds]))
-    no_negative = D.encode_conditioning(tiny_pipe, long, "", 5.0, TILE, CPU)
+    no_negative = D.encode_conditioning(tiny_pipe, long, "", 5.0, (TILE, TILE), CPU)
     assert not no_negative.embeds[0].any() and not no_negative.pooled[0].any()  # diffusers' zeros
 
 
@@ -281,9 +281,9 @@ def test_cancel_between_batches(tiny_pipe: Any) -> None:
 def test_auto_batch_size_bounded_and_balanced(tiny_pipe: Any) -> None:
     sdxl = SimpleNamespace(dtype=torch.float16, config=SimpleNamespace(block_out_channels=[320, 640, 1280]))
     # 8K job: 50 tiles of 128x128 latents with CFG; ~1.34 GB estimated per tile.
-    assert D.auto_batch_size(50, 128, sdxl, 2, 80 * 2**30) == 13  # cap 16 -> 4 balanced batches
-    assert D.auto_batch_size(50, 128, sdxl, 2, 4 * 2**30) == 1
-    assert D.auto_batch_size(3, 32, tiny_pipe.unet, 2, 24 * 2**30) == 3
+    assert D.auto_batch_size(50, 128 * 128, sdxl, 2, 80 * 2**30) == 13  # cap 16 -> 4 balanced batches
+    assert D.auto_batch_size(50, 128 * 128, sdxl, 2, 4 * 2**30) == 1
+    assert D.auto_batch_size(3, 32 * 32, tiny_pipe.unet, 2, 24 * 2**30) == 3
     out = run_enhance(smooth_image(512, 256), tiny_pipe, config(batch_size=None, steps=3))
     assert out.size == (512, 256)
 

@@ -48,11 +48,12 @@ def test_then_smaller_tiles_laid_out_like_the_normal_path(tiny_pipe: Any,
     small_tiles = tiles_denoiser(lambda s: s.shape[-1] * 8 <= 128)
     fallen = run_enhance(image, tiny_pipe, config(batch_size=1, tile=256, overlap=64, strength=0.5),
                          denoiser=small_tiles, on_decision=decisions.append)
-    direct = run_enhance(image, tiny_pipe, config(batch_size=1, tile=128, overlap=32, strength=0.5),
+    direct = run_enhance(image, tiny_pipe, config(batch_size=1, tile=128, overlap=64, strength=0.5),
                          denoiser=small_tiles)
     assert np.array_equal(np.asarray(fallen), np.asarray(direct))
-    assert (decisions[-1]["tile"], decisions[-1]["overlap"]) == (128, 32)
-    assert decisions[-1]["backoffs"] == ["out of memory with 256 px tiles: 128 px tiles, overlap 32"]
+    # The minimum overlap is a blend width in pixels: it stays when the tile halves.
+    assert (decisions[-1]["tile"], decisions[-1]["overlap"]) == (128, 64)
+    assert decisions[-1]["backoffs"] == ["out of memory with 256 px tiles: 128 px tiles"]
 
 
 def test_out_of_memory_at_the_smallest_tile_is_a_run_error(tiny_pipe: Any) -> None:

@@ -124,7 +124,7 @@ def _refiner(g: Graph, refiner: dict[str, Any], cfg: RefineConfig, width: int, h
 def upscale_graph(cfg: UpscaleConfig, image_name: str, model: dict[str, Any]) -> Graph:
     g = Graph()
     g.node("upscale", "spandrel_image_to_image", image={"image_name": image_name}, image_to_image_model=model,
-           tile_size=cfg.tile)
+           tile_size=cfg.tile or 0)  # 0: InvokeAI runs the whole image in one pass
     return g
 
 

@@ -26,7 +26,7 @@ from ai_wallpaper.config.vocabulary import (
     tile_overlap_problem,
 )
 from ai_wallpaper.core import log
-from ai_wallpaper.render.devices import VaeTiling
+from ai_wallpaper.render.devices import VaeTiling, free_memory_bytes
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
     Progress,
@@ -46,7 +46,6 @@ from ai_wallpaper.render.stages.enhance_denoise import (
     Denoiser,
     auto_batch_size,
     encode_conditioning,
-    free_memory_bytes,
     fresh_scheduler,
     unet_denoiser,
 )
@@ -163,9 +162,9 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
     device = pipe._execution_device
 
     # 2. The UNet call for a tile size, its prompt encoded once per tile size (never per tile).
-    encoded: dict[int, Denoiser] = {}
+    encoded: dict[tuple[int, int], Denoiser] = {}
 
-    def denoiser_for(tile_px: int) -> Denoiser:
+    def denoiser_for(tile_px: tuple[int, int]) -> Denoiser:
         if denoiser is not None:
             return denoiser
         if tile_px not in encoded:
@@ -174,7 +173,7 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
             encoded[tile_px] = unet_denoiser(pipe.unet, cond)
         return encoded[tile_px]
 
-    denoiser_for(layout.tile)  # encoded now: a UNet that is not an SDXL base fails before any long work
+    denoiser_for(layout.tile_px(scale))  # encoded now: a UNet that is not an SDXL base fails before any long work
     branches = 2 if denoiser is None and cfg.guidance_scale > 1.0 else 1  # CFG doubles each UNet call
 
     # 3. Encode the image to latents once (tiled VAE, fp32 if the VAE is not fp16-safe).
@@ -189,7 +188,7 @@ def run_enhance(image: Image.Image, pipe: Any, cfg: EnhanceConfig, progress: Pro
         # ran at 0.76x of batch 1, so "auto" means one tile per call there.
         batch = 1
     else:
-        batch = auto_batch_size(len(layout.boxes), cfg.tile // scale, pipe.unet, branches,
+        batch = auto_batch_size(len(layout.boxes), layout.boxes[0].h * layout.boxes[0].w, pipe.unet, branches,
                                 free_memory_bytes(torch.device(device)))
     logger.info("enhance.start", size=f"{width}x{height}", tiles=len(layout.boxes), tile=cfg.tile,
                 overlap=cfg.overlap, scheduler=cfg.scheduler,

@@ -2,10 +2,10 @@
 
 On `torch.OutOfMemoryError` the whole denoise restarts from the same seeded noise (a fresh scheduler,
 the generator re-seeded), first with half the tiles per UNet call, then, at one tile per call, with
-half the tile laid out by the same `tiling.tile_grid` as the normal path (the overlap keeps its share
-of the tile). The VAE passes back off by themselves (stages/vae.py). Every choice is reported through
-`on_decision` as it is made, so the run record holds it and `--resume` repeats it: the batch size
-changes the result's last bits, the tile size its picture.
+half the tile laid out by the same `tile_layout.enhance_grid` as the normal path (the minimum overlap
+stays: it is a blend width in pixels). The VAE passes back off by themselves (stages/vae.py). Every
+choice is reported through `on_decision` as it is made, so the run record holds it and `--resume`
+repeats it: the batch size changes the result's last bits, the tile size its picture.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ai_wallpaper.render.stages.enhance_denoise import (
     fresh_scheduler,
     img2img_timesteps,
 )
-from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, tile_grid, validate_tiling
+from ai_wallpaper.render.stages.tile_layout import enhance_grid
+from ai_wallpaper.render.stages.tiling import TileBox, blend_weights, validate_tiling
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +40,8 @@ MIN_TILE_PX = 512
 
 @dataclass(frozen=True)
 class Layout:
-    """One tiling of the latent: pixel tile/overlap and the latent boxes and blend weights."""
+    """One tiling of the latent: the pixel settings it came from (largest tile side, minimum overlap),
+    the latent boxes (all one size) and their blend weights."""
 
     tile: int
     overlap: int
@@ -49,15 +51,18 @@ class Layout:
     @classmethod
     def of(cls, height: int, width: int, tile: int, overlap: int, scale: int, blend: BlendKind) -> Layout:
         validate_tiling(height, width, tile, overlap, scale)
-        latent_tile = tile // scale
-        return cls(tile, overlap, tile_grid(height // scale, width // scale, latent_tile, overlap // scale),
-                   blend_weights(latent_tile, latent_tile, blend, overlap=overlap // scale))
+        boxes = enhance_grid(height // scale, width // scale, tile // scale, overlap // scale)
+        return cls(tile, overlap, boxes, blend_weights(boxes[0].h, boxes[0].w, blend, overlap=overlap // scale))
+
+    def tile_px(self, scale: int) -> tuple[int, int]:
+        """(height, width) of every tile in pixels: what the UNet's micro-conditioning names."""
+        return self.boxes[0].h * scale, self.boxes[0].w * scale
 
 
 @dataclass
 class Denoising:
-    """What the denoise needs besides the layout; `denoiser_for(tile_px)` builds the UNet call for a
-    tile size (its micro-conditioning names the tile size)."""
+    """What the denoise needs besides the layout; `denoiser_for((h, w))` builds the UNet call for a
+    tile size in pixels (its micro-conditioning names the tile size)."""
 
     pipe: Any
     clean: torch.Tensor
@@ -66,7 +71,7 @@ class Denoising:
     strength: float
     seed: int
     device: Any
-    denoiser_for: Callable[[int], Denoiser]
+    denoiser_for: Callable[[tuple[int, int]], Denoiser]
     progress: Progress
     cancel: CancelCheck
     on_decision: Callable[[dict[str, Any]], None]
@@ -88,8 +93,9 @@ def denoise_with_backoff(job: Denoising, layout: Layout, batch: int, size: tuple
         generator = torch.Generator("cpu").manual_seed(job.seed)
         latents = add_seeded_noise(scheduler, job.clean, timesteps[:1], generator)
         try:
-            return denoise_tiled(latents, timesteps, scheduler, job.denoiser_for(layout.tile), layout.boxes,
-                                 layout.weights, batch, generator, job.progress, job.cancel)
+            denoiser = job.denoiser_for(layout.tile_px(scale))
+            return denoise_tiled(latents, timesteps, scheduler, denoiser, layout.boxes, layout.weights, batch,
+                                 generator, job.progress, job.cancel)
         except torch.OutOfMemoryError:
             pass
         # 2. Out of memory (outside the except block, so the traceback's tensors are freed).
@@ -105,8 +111,7 @@ def denoise_with_backoff(job: Denoising, layout: Layout, batch: int, size: tuple
                 raise RunError(f"the enhancement ran out of memory even with one {layout.tile} px tile per call",
                                hint="set models.memory.cpu_offload: model, close other GPU programs, or "
                                     "disable pipeline.enhance")
-            overlap = layout.overlap * tile // layout.tile // scale * scale
-            why = f"out of memory with {layout.tile} px tiles: {tile} px tiles, overlap {overlap}"
-            layout = Layout.of(height, width, tile, overlap, scale, blend)
+            why = f"out of memory with {layout.tile} px tiles: {tile} px tiles"
+            layout = Layout.of(height, width, tile, layout.overlap, scale, blend)
         job.backoffs.append(why)
         logger.warning("enhance.oom_backoff", reason=why)

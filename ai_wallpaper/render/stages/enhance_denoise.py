@@ -55,19 +55,19 @@ class Conditioning:
         return self.embeds.shape[0] == 2
 
 
-def encode_conditioning(pipe: Any, prompt: str, negative_prompt: str, guidance_scale: float, tile_px: int,
-                        device: torch.device) -> Conditioning:
+def encode_conditioning(pipe: Any, prompt: str, negative_prompt: str, guidance_scale: float,
+                        tile_px: tuple[int, int], device: torch.device) -> Conditioning:
     """Encode the prompt ONCE per run (under inference mode) and build the SDXL micro-conditioning
     shared by all tiles."""
     import torch
 
     use_cfg = guidance_scale > 1.0  # diffusers' convention: CFG <= 1 is plain conditional
-    # Micro-conditioning: each tile is conditioned as a standalone tile_px x tile_px image,
+    # Micro-conditioning: each tile is conditioned as a standalone image of the tile's (h, w),
     # original = target = tile size, crop (0, 0) -- what SDXL img2img uses for a 1024^2 picture
     # and what the peers' per-tile passes use. Honest crop offsets would reach 6656 px at 8K,
     # far outside anything SDXL saw in training (and SDXL renders non-zero crops as "cut off"
     # content); one shared vector also keeps every tile's UNet input identical in form.
-    ids = [tile_px, tile_px, 0, 0, tile_px, tile_px]
+    ids = [tile_px[0], tile_px[1], 0, 0, tile_px[0], tile_px[1]]  # original (h, w), crop (0, 0), target (h, w)
     # The prompt is encoded whole, A1111 weights honoured, exactly as txt2img encodes it (no negative:
     # zeros, as diffusers does for SDXL). Inference mode (there and here): no autograd graph is kept
     # for the text encoders, and every tensor built here is an inference tensor like the UNet's inputs.
@@ -183,22 +183,11 @@ def denoise_tiled(latents: torch.Tensor, timesteps: torch.Tensor, scheduler: Any
     return latents
 
 
-def free_memory_bytes(device: torch.device) -> int:
-    import torch
-
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def auto_batch_size(n_tiles: int, latent_tile: int, unet: Any, cfg_branches: int, free_bytes: int) -> int:
+def auto_batch_size(n_tiles: int, latent_area: int, unet: Any, cfg_branches: int, free_bytes: int) -> int:
     """Tiles per UNet call that fit in half the free memory by a bounded per-sample estimate,
     balanced so the last batch is not a lone straggler."""
     elem = unet.dtype.itemsize
-    per_tile = (_ACTIVATION_MAPS_PER_SAMPLE * latent_tile * latent_tile * unet.config.block_out_channels[0]
+    per_tile = (_ACTIVATION_MAPS_PER_SAMPLE * latent_area * unet.config.block_out_channels[0]
                 * elem * cfg_branches)
     fit = int(free_bytes * _MEMORY_BUDGET_FRACTION // per_tile)
     cap = max(1, min(fit, _MAX_AUTO_BATCH, n_tiles))

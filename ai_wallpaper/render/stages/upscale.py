@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,6 +28,7 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import tile_margin_problem
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError, RunError
+from ai_wallpaper.render.devices import free_memory_bytes
 from ai_wallpaper.render.stages import tiling
 from ai_wallpaper.render.stages.common import (
     CancelCheck,
@@ -53,21 +55,22 @@ TileFn = Callable[["torch.Tensor"], "torch.Tensor"]
 @dataclass(frozen=True)
 class UpscaleConfig(StageConfig):
     scale: int
-    tile: int  # input pixels
+    tile: int | None  # input pixels; None = auto (tile_for_memory at run time)
     margin: int  # input pixels of context around each tile, cropped away (pipeline.upscale.overlap)
     half_precision: bool  # float16 on CUDA when the model supports it; ignored on CPU
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UpscaleConfig:
         u = settings.pipeline.upscale
-        return cls(scale=settings.output.upscale_factor, tile=u.tile, margin=u.overlap,
+        return cls(scale=settings.output.upscale_factor, tile=None if u.tile == "auto" else u.tile, margin=u.overlap,
                    half_precision=u.half_precision)
 
     def problems(self) -> list[str]:
         found = [*bound_problems(OutputSettings, "output", {"upscale_factor": self.scale}),
-                 *bound_problems(UpscaleSettings, "pipeline.upscale", {"tile": self.tile, "overlap": self.margin})]
+                 *bound_problems(UpscaleSettings, "pipeline.upscale",
+                                 {"overlap": self.margin, **({} if self.tile is None else {"tile": self.tile})})]
         whole = not any(isinstance(v, bool) or not isinstance(v, int) for v in (self.tile, self.margin))
-        if whole and (problem := tile_margin_problem(self.tile, self.margin)):
+        if whole and self.tile is not None and (problem := tile_margin_problem(self.tile, self.margin)):
             found.append(f"pipeline.upscale.overlap: {problem[0]}; {problem[1]}")
         return found
 
@@ -191,7 +194,10 @@ def run_upscale(
         and model.dtype == torch.float32
     autocast = torch.autocast("cuda", dtype=torch.float16) if use_half else contextlib.nullcontext()
     requirements = model.size_requirements
-    tile = _fit_tile(cfg.tile, requirements)
+    if cfg.tile is None:  # auto: one pass when the whole image fits, else the largest tile that does
+        chosen = tile_for_memory(image.width, image.height, cfg.scale, cfg.margin,
+                                 2 if use_half else model.dtype.itemsize, free_memory_bytes(device))
+    tile = _fit_tile(cfg.tile or chosen, requirements)
     margin = min(cfg.margin, (tile - 1) // 2)
 
     def upscale_tile(t: torch.Tensor) -> torch.Tensor:
@@ -213,6 +219,24 @@ def run_upscale(
            "dtype": "float16" if use_half else str(model.dtype).removeprefix("torch."),
            "device": str(device), "tile": tiled.tile, "margin": tiled.margin}
     return Upscaled(tensor_to_pil(tiled.image), ran)
+
+
+# Live activations per input pixel of an ESRGAN-class x4 net (RRDBNet): the trunk and a dense block's
+# growth channels at input size, then 64 channels at 2x and two 64-channel maps at the output size.
+# The same count the memory estimate uses (render/feasibility.py).
+def activation_bytes_per_pixel(scale: int, elem: int) -> int:
+    return (64 + 4 * 32 + 64 * 4 + 2 * 64 * scale**2) * elem
+
+
+def tile_for_memory(width: int, height: int, scale: int, margin: int, elem: int, free_bytes: int) -> int:
+    """The largest square input tile (with its margins) whose activations fit in half of `free_bytes`;
+    the whole image's longer side when the whole image fits (one pass, no margin computed twice)."""
+    budget = free_bytes // 2
+    per_pixel = activation_bytes_per_pixel(scale, elem)
+    if width * height * per_pixel <= budget:
+        return max(width, height)
+    side = math.isqrt(budget // per_pixel) - 2 * margin
+    return max(64, side // 8 * 8)
 
 
 def _fit_tile(tile: int, requirements: Any) -> int:
