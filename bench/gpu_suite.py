@@ -1,5 +1,8 @@
 """Every full-size benchmark for one GPU session, in priority order, as Markdown for RESULTS.md.
 
+    python -m bench.gpu_suite                   # = --part quick: ~3-5 min on an H100, one device call:
+                                                # bench.gpu_quick (pipeline at real sizes, compile on/off,
+                                                # ours vs USDU); runs with the carried wheels (bench/carried.py)
     python -m bench.gpu_suite --part stages     # ~3 min on an H100: the per-stage table (target < 60 s)
     python -m bench.gpu_suite --part compare    # ~2 min: 8K ours vs naive USDU
     python -m bench.gpu_suite --part switches   # ~7 min: every speed switch at 4K
@@ -17,6 +20,7 @@ import argparse
 import time
 
 PARTS: dict[str, tuple[str, list[str]]] = {
+    "quick": ("bench.gpu_quick", []),
     "stages": ("bench.stages", ["--model", "sdxl-random", "--repeat", "2"]),
     "compare": ("bench.enhance_vs_naive", ["--model", "sdxl-random", "--size", "7680x4096", "--rounds", "1"]),
     "switches": ("bench.switches", ["--model", "sdxl-random", "--gpu-set", "--size", "3840x2048",
@@ -30,8 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=[*PARTS, "all"], default="stages")
+    p.add_argument("--part", choices=[*PARTS, "all"], default="quick")
     a = p.parse_args(argv)
+    from bench import carried
+
+    carried.activate()  # the GPU machine's Python has torch only
     import torch
 
     if not torch.cuda.is_available():

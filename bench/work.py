@@ -236,6 +236,18 @@ def report(plan: Plan, rows: list[Work], untiled: float, ours: Method, others: l
     ])
 
 
+def unet_ratios(size: Shape | None = None, tile: int | None = None, overlap: int | None = None) -> dict[str, float]:
+    """Each peer's enhancement UNet FLOPs over ours, for the default settings (bench/gpu_quick.py)."""
+    from ai_wallpaper.config.settings import Settings
+
+    models = MetaModels()
+    plan = make_plan(models, Settings(), size, tile, overlap)
+    ours = our_run(models, plan)[2]
+    if ours is None:
+        return {}
+    return {m.name: m.unet_flops / ours.unet_flops for m in peers(models, plan)}
+
+
 def to_json(plan: Plan, rows: list[Work], untiled: float, ours: Method, others: list[Method],
             seconds: float) -> dict[str, Any]:
     total = sum(r.flops for r in rows)

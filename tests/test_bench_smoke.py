@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +135,31 @@ def test_work_accounting_prints_json_and_the_summary_line(capsys: Any) -> None:
     for name in ["USDU 1024 band pass", "USDU 1024 half tile", "USDU 512 none", "Tiled Diffusion 96/48"]:
         assert methods[name]["unet_tflop"] > 0 and methods[name]["tile_eq_per_step"] > 0, name
     assert data["vs_ours_unet"]["USDU 1024 band pass"] == pytest.approx(float(last[1]), abs=0.0051)
+
+
+def test_carried_wheels_are_unpacked_after_the_machines_own_packages(tmp_path: Path) -> None:
+    import sys
+    import zipfile
+
+    from bench import carried
+
+    assert carried.activate(tmp_path / "none") is None
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "aiw_probe-1.0-py3-none-any.whl", "w") as whl:
+        whl.writestr("aiw_probe/__init__.py", "VALUE = 42\n")
+    before = list(sys.path)
+    try:
+        site = carried.activate(wheels)
+        assert site is not None and sys.path[-1] == str(site) and sys.path[: len(before)] == before
+        import aiw_probe  # type: ignore[import-not-found]
+
+        assert aiw_probe.VALUE == 42
+    finally:
+        sys.path[:] = before
+        sys.modules.pop("aiw_probe", None)
+    with zipfile.ZipFile(wheels / "evil-1.0-py3-none-any.whl", "w") as whl:
+        whl.writestr("../../escaped.py", "boom\n")
+    with pytest.raises(SystemExit, match="outside the unpack folder"):
+        carried.activate(wheels)
+    assert not (tmp_path / "escaped.py").exists()

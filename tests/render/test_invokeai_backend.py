@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ai_wallpaper.core.errors import ExitCode
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.render.run_dir import RUN_JSON, STAGE_FILES
 from tests.invokeai_server import InvokeAIServer
+from tests.service.test_daemon import wait_for
 
 TOKEN = "tok-never-recorded-42"
 
@@ -171,15 +171,6 @@ def _spawn(cfg: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 
-def _wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _stages(out: Path) -> dict[str, Any]:
     try:
         return dict(json.loads((out / RUN_JSON).read_text())["stages"])
@@ -194,7 +185,7 @@ def test_a_server_that_dies_mid_run_fails_it_and_resume_finishes_it(invokeai_ser
     out = tmp_path / "run"
     proc = _spawn(cfg, out)
     try:
-        _wait_for(lambda: "upscaled" in _stages(out), 120, "the upscaled stage")
+        wait_for(lambda: "upscaled" in _stages(out), 120, "the upscaled stage")
         base_bytes = (out / STAGE_FILES["base"]).read_bytes()
         invokeai_server.kill()  # mid-enhancement
         log = proc.communicate(timeout=120)[0].decode()
@@ -219,14 +210,14 @@ def test_sigterm_cancels_the_queue_item_on_the_server(invokeai_server: InvokeAIS
     out = tmp_path / "run"
     proc = _spawn(cfg, out, "--refiner", "none")
     try:
-        current = _wait_for(lambda: _in_progress(invokeai_server), 120, "a queue item in progress")
+        current = wait_for(lambda: _in_progress(invokeai_server), 120, "a queue item in progress")
         proc.send_signal(signal.SIGTERM)
         log = proc.communicate(timeout=60)[0].decode()
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == ExitCode.INTERRUPTED, log[-2000:]
-    item = _wait_for(lambda: (i := invokeai_server.get(f"/api/v1/queue/default/i/{current}"))["status"] != "in_progress"
+    item = wait_for(lambda: (i := invokeai_server.get(f"/api/v1/queue/default/i/{current}"))["status"] != "in_progress"
                      and i, 30, "the item to stop")
     assert item["status"] == "canceled"
     assert json.loads((out / RUN_JSON).read_text())["status"] == "cancelled"

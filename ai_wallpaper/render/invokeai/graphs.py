@@ -89,14 +89,8 @@ def base_graph(t2i: Txt2ImgConfig, model: dict[str, Any], loras: tuple[LoraRef, 
     switch = refine.high_noise_frac if refiner is not None and refine is not None else 1.0
     g.node("denoise", "denoise_latents", steps=t2i.steps, cfg_scale=t2i.guidance_scale,
            scheduler=SCHEDULERS[t2i.scheduler], denoising_start=0.0, denoising_end=switch)
-    g.link("positive", "conditioning", "denoise", "positive_conditioning")
-    g.link("negative", "conditioning", "denoise", "negative_conditioning")
-    g.link("noise", "noise", "denoise", "noise")
-    g.link(unet, "unet", "denoise", "unet")
     # With a refiner this decode is the preview the local path saves too (the refiner finishes the job).
-    g.node("base_decode", "l2i", tiled=tiled_vae, fp32=True)
-    g.link("denoise", "latents", "base_decode", "latents")
-    g.link(vae, "vae", "base_decode", "vae")
+    _denoise_and_decode(g, unet, vae, "base_decode", tiled_vae)
     if refiner is not None and refine is not None:
         _refiner(g, refiner, refine, t2i.width, t2i.height, tiled_vae)
     return g
@@ -140,15 +134,20 @@ def enhance_graph(cfg: EnhanceConfig, image_name: str, width: int, height: int, 
     g.node("denoise", "tiled_multi_diffusion_denoise_latents", tile_width=cfg.tile, tile_height=cfg.tile,
            tile_overlap=tiled_overlap(cfg.overlap), steps=cfg.steps, cfg_scale=cfg.guidance_scale,
            scheduler=SCHEDULERS[cfg.scheduler], denoising_start=1.0 - cfg.strength, denoising_end=1.0)
+    g.link("encode", "latents", "denoise", "latents")
+    _denoise_and_decode(g, unet, vae, "decode", tiled_vae)
+    return g
+
+
+def _denoise_and_decode(g: Graph, unet: str, vae: str, decode: str, tiled_vae: bool) -> None:
+    """Wire the "denoise" node to the prompts, the noise and the UNet, and decode its latents."""
     g.link("positive", "conditioning", "denoise", "positive_conditioning")
     g.link("negative", "conditioning", "denoise", "negative_conditioning")
     g.link("noise", "noise", "denoise", "noise")
-    g.link("encode", "latents", "denoise", "latents")
     g.link(unet, "unet", "denoise", "unet")
-    g.node("decode", "l2i", tiled=tiled_vae, fp32=True)
-    g.link("denoise", "latents", "decode", "latents")
-    g.link(vae, "vae", "decode", "vae")
-    return g
+    g.node(decode, "l2i", tiled=tiled_vae, fp32=True)
+    g.link("denoise", "latents", decode, "latents")
+    g.link(vae, "vae", decode, "vae")
 
 
 def tiled_overlap(overlap: int) -> int:
