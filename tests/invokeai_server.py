@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,9 @@ def find_assets(assets: Path) -> tuple[Path, Path] | None:
     models = assets / tiny.FOLDER
     if not (folder / env.STAMP).is_file() or not (models / "base").is_dir():
         return None
+    # The venv borrows torch from a project venv by symlinks (scripts/invokeai_env.py): point them at the
+    # one running these tests, so a checkout deleted since `make test-assets` cannot leave them dangling.
+    env.link_shared(folder, Path(sysconfig.get_paths()["purelib"]))
     return folder / "venv", models
 
 
