@@ -10,6 +10,9 @@ have xwd || need+=(x11-apps)
 have gsettings || need+=(libglib2.0-bin)
 [ -d /usr/share/glib-2.0/schemas ] && ls /usr/share/glib-2.0/schemas/org.gnome.desktop.background.gschema.xml >/dev/null 2>&1 || need+=(gsettings-desktop-schemas)
 have systemd-analyze || need+=(systemd)
+have notify-send || need+=(libnotify-bin)
+have dunst || need+=(dunst)
+have dbus-daemon || need+=(dbus-daemon)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   echo "system-deps: installing ${need[*]}" >&2

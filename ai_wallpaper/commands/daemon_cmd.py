@@ -31,8 +31,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(func=cmd_history)
-    p = sub.add_parser("previous", parents=[common], help="set the previous wallpaper again")
+    p = sub.add_parser("previous", parents=[common], help="step back to the wallpaper before this one",
+                       description="Walk back through every wallpaper a run made (files that are gone are "
+                                   "skipped); `forward` walks the other way.")
     p.set_defaults(func=cmd_previous)
+    p = sub.add_parser("forward", parents=[common], help="step forward again after `previous`",
+                       description="Walk towards the newest wallpaper after `previous`.")
+    p.set_defaults(func=cmd_forward)
     p = sub.add_parser("favorite", parents=[common], help="keep a run's images from pruning")
     p.add_argument("run_id", nargs="?", help="run id (default: the last successful run)")
     p.add_argument("--remove", action="store_true", help="un-favorite instead")
@@ -170,6 +175,8 @@ def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
 def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
     if args.history_action == "show":
         return history_cmd.cmd_history_show(args, ctx)
+    if args.history_action == "gallery":
+        return history_cmd.cmd_history_gallery(args, ctx)
     runs = History(ctx.paths.history_db).list_runs(args.limit)
     if args.json:
         for r in runs:
@@ -192,17 +199,26 @@ def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
 
 # --- previous / favorite ---------------------------------------------------------------------------
 def cmd_previous(args: argparse.Namespace, ctx: AppContext) -> int:
+    return _step(ctx, -1)
+
+
+def cmd_forward(args: argparse.Namespace, ctx: AppContext) -> int:
+    return _step(ctx, +1)
+
+
+def _step(ctx: AppContext, direction: int) -> int:
     from ai_wallpaper.desktop import set_existing_wallpaper
 
     history = History(ctx.paths.history_db)
-    previous = history.previous_wallpaper()
-    if previous is None:
-        raise WallpaperError("no previous wallpaper to go back to",
-                             hint="the history has fewer than two wallpapers whose files still exist")
-    setter, detail = set_existing_wallpaper(previous, ctx.settings.desktop)
+    target = history.step_wallpaper(direction)
+    if target is None:
+        raise WallpaperError("no previous wallpaper to go back to" if direction < 0 else
+                             "already at the newest wallpaper",
+                             hint="`ai-wallpaper history` lists the runs; files that are gone are skipped")
+    setter, detail = set_existing_wallpaper(target, ctx.settings.desktop)
     if setter is not None:
-        history.record_wallpaper(str(previous), run_id=None, action="previous")
-    print(f"{previous}\n{detail}")
+        history.record_wallpaper(str(target), run_id=None, action="previous" if direction < 0 else "forward")
+    print(f"{target}\n{detail}")
     return int(ExitCode.OK)
 
 

@@ -24,9 +24,12 @@ _WIDTHS = (10, 8, 8, 9, 9)  # stage, status, secs, peak RSS MB, peak CUDA MB
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `show RUN_ID` sub-action, on the `history` parser (which keeps its -n/--json list options)."""
-    p.add_argument("history_action", nargs="?", choices=["show"], metavar="show",
-                   help="show one run's stages: status, seconds, peak memory and quality figures")
+    p.add_argument("history_action", nargs="?", choices=["show", "gallery"], metavar="show|gallery",
+                   help="show: one run's stages (status, seconds, peak memory, quality figures); gallery: "
+                        "write a self-contained HTML page of the last -n runs (opens nothing)")
     p.add_argument("run_id", nargs="?", help="with show: the run id (default: the latest run)")
+    p.add_argument("--output", type=Path, metavar="FILE",
+                   help="with gallery: where to write the page (default: <data dir>/gallery.html)")
 
 
 def cmd_history_show(args: argparse.Namespace, ctx: AppContext) -> int:
@@ -41,6 +44,18 @@ def cmd_history_show(args: argparse.Namespace, ctx: AppContext) -> int:
         return int(ExitCode.OK)
     for line in describe(record, folder):
         print(line)
+    return int(ExitCode.OK)
+
+
+def cmd_history_gallery(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.commands.history_gallery import page
+    from ai_wallpaper.core import atomic
+
+    runs = History(ctx.paths.history_db).list_runs(args.limit)
+    target = args.output or ctx.paths.data_dir / "gallery.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(target, page(runs))
+    print(target)
     return int(ExitCode.OK)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
@@ -20,6 +21,7 @@ from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import Cancelled, ExitCode, RunError, WallpaperError
 from ai_wallpaper.core.history import FinalStatus, History
 from ai_wallpaper.core.signals import CancelOnSignal
+from ai_wallpaper.desktop.notify import notify
 from ai_wallpaper.render.run_dir import RunDirectory
 from ai_wallpaper.render.run_retention import prune_old_runs
 
@@ -79,6 +81,9 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
             wallpaper, wallpaper_detail = str(applied.path), applied.detail
         # 3. records, then pruning (never fails the run)
         history.finish_run(run_id, status="success", outputs=outputs, timings=timings, wallpaper=wallpaper)
+        if wallpaper is not None:
+            what = plan.theme.name if plan.theme else "fixed prompt"
+            notify(settings.desktop, "New wallpaper", f"{what}: {plan.prompt}", icon=Path(wallpaper))
     except BaseException as exc:
         status, error = final_state(exc)
         try:
@@ -87,6 +92,8 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
         except OSError as write_error:  # a full or vanished disk must not keep the history row open
             logger.warning("could not update run.json", error=write_error.strerror)
         history.finish_if_running(run_id, status=status, error=error)
+        if status == "failed":
+            notify(settings.desktop, "Wallpaper run failed", f"{run_id}: {error}", urgency="critical")
         log.unbind_run()
         if status == "cancelled":
             _say(f"cancelled; resume with: ai-wallpaper generate --resume {run_dir.path}")

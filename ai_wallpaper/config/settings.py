@@ -107,6 +107,8 @@ class DesktopSettings:
                                 example=["my-setter", "--image", "{path}"])
     keep: int = option(10, "How many wallpaper files to keep (favorites are never pruned).", min=1, max=10000)
     mode: Literal["zoom", "fill", "center", "scale", "tile"] = option("zoom", "How the desktop fits the image.")
+    notify: bool = option(False, "Show a desktop notification (freedesktop, via notify-send) when a new wallpaper\n"
+                          "is set or a run fails.")
 
 
 @dataclass(frozen=True)

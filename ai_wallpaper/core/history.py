@@ -204,13 +204,28 @@ class History:
         seq = self.wallpaper_sequence(1)
         return Path(seq[0]) if seq else None
 
-    def previous_wallpaper(self) -> Path | None:
-        """The most recent wallpaper before the current one whose file still exists."""
-        seq = self.wallpaper_sequence()
-        for path in seq[1:]:
-            if path != seq[0] and Path(path).exists():
-                return Path(path)
+    def timeline(self) -> list[str]:
+        """Every wallpaper a run put on the desktop, oldest first, each once (a file may be gone since)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT path FROM wallpapers WHERE action = 'run' ORDER BY id").fetchall()
+        return list(dict.fromkeys(r["path"] for r in rows))
+
+    def step_wallpaper(self, direction: int) -> Path | None:
+        """The wallpaper `direction` steps along the timeline from the one on the desktop (-1: older,
+        +1: newer), skipping files that are gone; None at either end. A desktop showing something off
+        the timeline counts as the newest."""
+        timeline = self.timeline()
+        current = self.current_wallpaper()
+        here = timeline.index(str(current)) if current is not None and str(current) in timeline else len(timeline)
+        i = here + direction
+        while 0 <= i < len(timeline):
+            if Path(timeline[i]).exists():
+                return Path(timeline[i])
+            i += direction
         return None
+
+    def previous_wallpaper(self) -> Path | None:
+        return self.step_wallpaper(-1)
 
     def prunable_runs(self, keep: int) -> list[RunRecord]:
         """Finished, non-favorite runs beyond the newest `keep` (for pruning run directories)."""

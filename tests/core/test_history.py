@@ -77,21 +77,25 @@ def test_favorites_and_prunable(history: History) -> None:
         history.set_favorite("missing", True)
 
 
-def test_previous_wallpaper_toggles_and_skips_missing_files(history: History, tmp_path: Path) -> None:
+def test_previous_and_forward_walk_the_whole_history_skipping_missing_files(history: History,
+                                                                            tmp_path: Path) -> None:
     files = []
-    for i in range(3):
+    for i in range(4):
         f = tmp_path / f"w{i}.png"
         f.write_bytes(b"x")
         files.append(f)
         history.start_run(f"r{i}", trigger="manual", plan={}, run_dir=None)
         history.finish_run(f"r{i}", status="success", wallpaper=str(f))
-    assert history.current_wallpaper() == files[2]
-    assert history.previous_wallpaper() == files[1]
-    history.record_wallpaper(str(files[1]), run_id="r1", action="previous")
-    assert history.current_wallpaper() == files[1]
-    assert history.previous_wallpaper() == files[2]
-    files[2].unlink()
-    assert history.previous_wallpaper() == files[0]
+    assert history.current_wallpaper() == files[3]
+    assert history.step_wallpaper(+1) is None  # already the newest
+    for back in (2, 1, 0):  # all the way back, not a toggle between the last two
+        assert history.previous_wallpaper() == files[back]
+        history.record_wallpaper(str(files[back]), run_id=None, action="previous")
+    assert history.previous_wallpaper() is None
+    files[1].unlink()
+    assert history.step_wallpaper(+1) == files[2]  # the gone file is skipped
+    history.record_wallpaper(str(files[2]), run_id=None, action="forward")
+    assert history.step_wallpaper(+1) == files[3] and history.previous_wallpaper() == files[0]
 
 
 def test_failed_run_does_not_change_wallpaper_sequence(history: History) -> None:
@@ -177,7 +181,11 @@ def test_history_favorite_previous_commands(paths: Paths, tmp_path: Path) -> Non
     cfg.write_text(yaml.safe_dump({"desktop": {"setter": "command",
                                                "command": [sys.executable, "-c", setter, "{path}"]}}))
     assert _cli("previous", "--config", str(cfg)).returncode == 0
-    assert _cli("previous", "--config", str(cfg)).returncode == 0  # toggles back
+    oldest = _cli("previous", "--config", str(cfg))  # run-1 failed: run-0 is the oldest wallpaper
+    assert oldest.returncode == 1 and "no previous wallpaper" in oldest.stderr
+    assert _cli("forward", "--config", str(cfg)).returncode == 0
+    newest = _cli("forward", "--config", str(cfg))
+    assert newest.returncode == 1 and "already at the newest wallpaper" in newest.stderr
     assert record.read_text().split() == [str(walls[0]), str(walls[2])]
     assert history.current_wallpaper() == walls[2]
 
