@@ -7,6 +7,7 @@ XDG default under `$HOME`. Tests build a `Paths` pointed at `tmp_path` with `Pat
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,20 @@ APP = "ai-wallpaper"
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "default_config"
 
 
-def _xdg(env_app: str, env_xdg: str, default: str) -> Path:
+def _xdg(env_app: str, env_xdg: str, default: str, platform: str = sys.platform) -> Path:
     if value := os.environ.get(env_app):
         return Path(value).expanduser()
-    base = os.environ.get(env_xdg) or str(Path.home() / default)
-    return Path(base).expanduser() / APP
+    if base := os.environ.get(env_xdg):
+        return Path(base).expanduser() / APP
+    if platform in ("darwin", "win32"):
+        # Not an XDG system: the platform's own folders (~/Library/..., %LOCALAPPDATA%\...) via platformdirs.
+        from platformdirs.macos import MacOS
+        from platformdirs.windows import Windows
+
+        dirs = (MacOS if platform == "darwin" else Windows)(APP, appauthor=False)
+        kind = {".config": "config", ".local/share": "data", ".cache": "cache", ".local/state": "state"}[default]
+        return Path(getattr(dirs, f"user_{kind}_dir"))
+    return Path.home() / default / APP
 
 
 @dataclass(frozen=True)
