@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ai_wallpaper.config.settings import ScheduleSettings
@@ -210,15 +210,21 @@ def environment_assignment(name: str, value: str) -> str:
     return "Environment=" + systemd_word(f"{name}={value}", dollar=False)
 
 
-def render_units(exec_start: str, schedule: ScheduleSettings, *, config_file: Path | None = None
-                 ) -> dict[str, str]:
+def render_units(exec_start: str, schedule: ScheduleSettings, *, config_file: Path | None = None,
+                 environment: Mapping[str, str] | None = None) -> dict[str, str]:
     """The three unit files' text. exec_start: ExecStart= text that runs `ai-wallpaper` without a
     subcommand, already in systemd syntax (`quote_exec(argv)`, or the shipped `%h/...` path).
-    config_file: passed as --config after the subcommand (see daemon.generate_command)."""
+    config_file: passed as --config after the subcommand (see daemon.generate_command).
+    environment: further variables the unit sets (install-service: the user's AI_WALLPAPER_* ones)."""
     head = ("# ai-wallpaper user unit. `ai-wallpaper install-service` writes it with this machine's\n"
             "# interpreter path into ~/.config/systemd/user/; every directive is explained above it.\n")
     config = f" --config {systemd_word(str(config_file))}" if config_file is not None else ""
-    priority = _PRIORITY.format(environment=environment_assignment("PYTHONUNBUFFERED", "1"))
+    lines = [environment_assignment("PYTHONUNBUFFERED", "1")]
+    if environment:
+        lines.append("# The AI_WALLPAPER_* variables set where install-service ran, so the service sees the same\n"
+                     "# folders and settings file as the shell it was installed from.")
+        lines += [environment_assignment(name, value) for name, value in sorted(environment.items())]
+    priority = _PRIORITY.format(environment="\n".join(lines))
     service = (head + _UNIT_HEAD.format(description="AI wallpaper daemon (scheduled SDXL wallpapers)")
                + _SERVICE_BODY.format(exec_start=exec_start, config=config, priority=priority))
     oneshot = (head + _UNIT_HEAD.format(description="AI wallpaper: one generation (ai-wallpaper.timer)")

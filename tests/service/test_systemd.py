@@ -307,3 +307,25 @@ def test_bad_crontab_lines_are_refused_alike(cron: str) -> None:
         build_trigger(ScheduleSettings(cron=cron, timezone="UTC"))
     with pytest.raises(ConfigError, match=r"schedule\.cron"):
         on_calendar(ScheduleSettings(cron=cron, timezone="UTC"))
+
+
+def test_install_service_carries_the_users_variables_but_no_secret(tmp_path: Path, paths: Paths) -> None:
+    env_home = tmp_path / "home-config"
+    data = str(tmp_path / HOSTILE / "data")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(env_home), "AI_WALLPAPER_DATA_DIR": data,
+           "AI_WALLPAPER_INVOKEAI_TOKEN": "tok-do-not-write"}
+    proc = subprocess.run([sys.executable, "-m", "ai_wallpaper", "install-service"], env=env, capture_output=True,
+                          text=True, check=True)
+    assert "AI_WALLPAPER_INVOKEAI_TOKEN is not written into the unit" in proc.stderr
+    text = (env_home / "systemd" / "user" / SERVICE).read_text()
+    assert "tok-do-not-write" not in text
+    carried = {}
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            [word] = split_words(line.removeprefix("Environment="))
+            name, _, value = expand_specifiers(word, str(Path.home())).partition("=")
+            carried[name] = value
+    assert carried["AI_WALLPAPER_DATA_DIR"] == data  # exactly, through systemd's own quoting rules
+    assert carried["AI_WALLPAPER_CONFIG_DIR"] == str(paths.config_dir)
+    assert "AI_WALLPAPER_INVOKEAI_TOKEN" not in carried and carried["PYTHONUNBUFFERED"] == "1"
+    _verify(env_home / "systemd" / "user" / SERVICE)
