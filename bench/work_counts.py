@@ -125,20 +125,24 @@ class MetaModels:
 def upscaler_crops(models: MetaModels, height: int, width: int, tile: int, margin: int) -> tuple[list[Shape], int, int]:
     """The padded input crops of render/stages/upscale.py for the configured tile/margin, and the
     tile and margin actually used (run_upscale fits the tile to the model's size rules first)."""
-    from ai_wallpaper.render.stages.upscale import _fit_tile, tile_starts
+    import torch
+
+    from ai_wallpaper.render.stages.upscale import _fit_tile, tiled_upscale
 
     req = models.upscaler_requirements
     tile = _fit_tile(tile, req)
-    margin = min(margin, (tile - 1) // 2)
-    th, tw = min(tile, height), min(tile, width)
-    crops = []
-    for y in tile_starts(height, tile, 0):
-        y0, y1 = max(0, y - margin), min(height, y + th + margin)
-        for x in tile_starts(width, tile, 0):
-            x0, x1 = max(0, x - margin), min(width, x + tw + margin)
-            pad_w, pad_h = req.get_padding(x1 - x0, y1 - y0)  # upscale_tile pads to the size rules
-            crops.append((y1 - y0 + pad_h, x1 - x0 + pad_w))
-    return crops, tile, margin
+    crops: list[Shape] = []
+
+    def record(crop: torch.Tensor) -> torch.Tensor:
+        h, w = crop.shape[-2:]
+        pad_w, pad_h = req.get_padding(w, h)  # run_upscale's upscale_tile pads to the size rules
+        crops.append((h + pad_h, w + pad_w))
+        return torch.empty_like(crop)  # scale 1: only the crops matter here
+
+    # The product's own tiler on a meta image: the crops are exactly the ones it cuts, nothing computed.
+    ran = tiled_upscale(record, torch.empty((1, 3, height, width), device="meta"), 1, tile,
+                        min(margin, (tile - 1) // 2))
+    return crops, ran.tile, ran.margin
 
 
 def diffusers_vae_tiles(models: MetaModels, height: int, width: int, tile: int) -> list[Shape]:

@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
-from ai_wallpaper.commands.plan_cmd import with_backend
+from ai_wallpaper.commands.generate import apply_overrides
 from ai_wallpaper.config.backend_settings import is_private_channel
 from ai_wallpaper.config.settings import Settings
-from ai_wallpaper.core.errors import ExitCode, ModelError
+from ai_wallpaper.core.errors import ExitCode
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
-    settings = with_backend(ctx.settings, args.backend)
+    settings = apply_overrides(ctx.settings, args, str(ctx.settings_path))  # --backend, as generate takes it
     report = _invokeai(settings, ctx) if settings.render.backend == "invokeai" else _local(settings, ctx)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -57,21 +57,15 @@ def _invokeai(settings: Settings, ctx: AppContext) -> dict[str, Any]:
     lines = [f"backend:    invokeai {client.url} (InvokeAI {version}, queue {cfg.queue_id}, token: {token})"]
     if not is_private_channel(cfg.url):
         lines.append("warning:    plain http to another host: prompts, images and the token are not encrypted")
-    problems: list[str] = []
-    try:
-        found = server_models.resolve(client, settings, (), need_upscaler=True)
+    found, problems = server_models.find_models(client, settings, ())
+    if found is not None:
         for role, model in (("base", found.base), ("refiner", found.refiner), ("upscaler", found.upscaler)):
             if model is not None:
                 lines.append(f"model:      {role:<9}= {model['name']} ({model['base']} {model['type']}, "
                              f"key {model['key']})")
-    except ModelError as exc:
-        problems += [line.strip()[2:] for line in exc.message.splitlines()[1:]]
     problems += _lora_problems(client, settings, ctx)
     nodes = client.invocation_types()
-    needed = {"sdxl_model_loader", "sdxl_compel_prompt", "noise", "denoise_latents", "l2i", "i2l",
-              "spandrel_image_to_image", "sdxl_lora_collection_loader"}
-    if settings.models.refiner:
-        needed |= {"sdxl_refiner_model_loader", "sdxl_refiner_compel_prompt"}
+    needed = graphs.required_nodes(settings) - {TILED_NODE}  # the enhancement has its own fallback
     problems += [f"the server has no {kind!r} node (the pipeline sends it)" for kind in sorted(needed - nodes)]
     if settings.pipeline.enhance.enabled:
         where = "on the server" if TILED_NODE in nodes else f"{cfg.enhance_fallback} (no {TILED_NODE} node)"

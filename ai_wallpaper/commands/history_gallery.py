@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ai_wallpaper.core.history import RunRecord
+from ai_wallpaper.render.run_record import STAGE_FILES
 
 THUMB_PX = 480  # the final image's width on the page
 STAGE_THUMB_PX = 160
-STAGE_ORDER = ("base", "refined", "upscaled", "enhanced", "final")
 STYLE = """body{font:14px system-ui,sans-serif;background:#111;color:#ddd;margin:24px}
 .run{display:flex;gap:16px;padding:12px 0;border-bottom:1px solid #333}.run img{border-radius:4px}
 .meta{max-width:760px}.meta b{color:#fff}.bad{color:#f77}.stages img{margin-right:4px}
@@ -59,7 +59,7 @@ def run_html(run: RunRecord) -> str:
     final = run.wallpaper or run.outputs.get("final")
     main = _image(thumbnail(Path(final), THUMB_PX) if final else None, f"run {run.run_id}", THUMB_PX)
     stages = "".join(_image(thumbnail(Path(run.outputs[s]), STAGE_THUMB_PX), s, STAGE_THUMB_PX)
-                     for s in STAGE_ORDER if s in run.outputs and s != "final")
+                     for s in STAGE_FILES if s in run.outputs and s != "final")
     timings = "".join(f"<tr><td>{_text(stage)}</td><td>{seconds:.1f} s</td></tr>"
                       for stage, seconds in run.timings.items())
     status = f'<span class="bad">{_text(run.status)}</span>' if run.status != "success" else "success"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
-from ai_wallpaper.config.backend_settings import RenderSettings
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
@@ -53,9 +51,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
+    from ai_wallpaper.commands.generate import apply_overrides
     from ai_wallpaper.render.feasibility import work_problems
 
-    settings = with_backend(ctx.settings, args.backend)
+    settings = apply_overrides(ctx.settings, args, str(ctx.settings_path))  # --backend, as generate takes it
     plan = make_plan(ctx.paths, settings, request_from_args(args), settings_path=ctx.settings_path)
     local = settings.render.backend == "local"
     estimates, problems = work_problems(settings) if local else ([], [])  # a server's memory is its own
@@ -67,12 +66,6 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     if problems:
         raise ConfigError(problems, hint="this run cannot work on this machine; fix the settings named above")
     return 0
-
-
-def with_backend(settings: Settings, backend: str | None) -> Settings:
-    if backend is None or backend == settings.render.backend:
-        return settings
-    return replace(settings, render=RenderSettings(backend="invokeai" if backend == "invokeai" else "local"))
 
 
 def stages_line(settings: Settings) -> str:

@@ -250,3 +250,14 @@ def test_plain_http_to_another_host_warns_once_and_still_connects(paths: Any,
     connect(settings_from_dict({"invokeai": {"url": "http://127.0.0.1:9090"}}), paths)
     err = capfd.readouterr().err
     assert err.count("invokeai.plain_http") == 1 and "192.0.2.10" in err
+
+
+def test_doctor_asks_for_exactly_the_nodes_the_graphs_send() -> None:
+    plain = graphs.required_nodes(settings_from_dict({}))
+    assert {"sdxl_model_loader", "sdxl_lora_collection_loader", "spandrel_image_to_image", "i2l",
+            "tiled_multi_diffusion_denoise_latents"} <= plain
+    assert "sdxl_refiner_model_loader" not in plain
+    refined = graphs.required_nodes(settings_from_dict({"models": {"refiner": "refiner-1.0"},
+                                                        "pipeline": {"enhance": {"enabled": False}}}))
+    assert {"sdxl_refiner_model_loader", "sdxl_refiner_compel_prompt"} <= refined
+    assert "tiled_multi_diffusion_denoise_latents" not in refined and "i2l" not in refined

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import SchedulerName
 from ai_wallpaper.render.stages.enhance import EnhanceConfig
 from ai_wallpaper.render.stages.refine import RefineConfig
@@ -157,3 +158,19 @@ def tiled_overlap(overlap: int) -> int:
 
 def node_types(graph: Graph) -> set[str]:
     return {node["type"] for node in graph.nodes.values()}
+
+
+def required_nodes(settings: Settings) -> set[str]:
+    """Every node type a run with these settings may send: its own graphs, built with placeholder
+    models and one LoRA (a run may pick some). `ai-wallpaper doctor` checks the server has them."""
+    model = {"key": "", "hash": "", "name": "", "base": "", "type": ""}
+    loras = (LoraRef(model, 1.0),)
+    t2i = Txt2ImgConfig.from_settings(settings, prompt="-", negative_prompt="", seed=0)
+    refine = RefineConfig.from_settings(settings, prompt="-", negative_prompt="", seed=0) \
+        if settings.models.refiner else None
+    graphs = [base_graph(t2i, model, loras, tiled_vae=False, refiner=model if refine else None, refine=refine),
+              upscale_graph(UpscaleConfig.from_settings(settings), "-", model)]
+    if settings.pipeline.enhance.enabled:
+        enhance = EnhanceConfig.from_settings(settings, prompt="-", negative_prompt="", seed=0)
+        graphs.append(enhance_graph(enhance, "-", 1024, 1024, model, loras, tiled_vae=True))
+    return set().union(*(node_types(g) for g in graphs))

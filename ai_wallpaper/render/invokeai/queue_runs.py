@@ -7,6 +7,7 @@ import io
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from PIL import Image
@@ -148,8 +149,6 @@ def _download(client: InvokeAIClient, name: str, node: str) -> Image.Image:
 
 
 def _server_seconds(item: dict[str, Any]) -> float | None:
-    from datetime import datetime
-
     try:
         start = datetime.fromisoformat(str(item["started_at"]))
         end = datetime.fromisoformat(str(item["completed_at"]))

@@ -58,8 +58,7 @@ class RemoteStages:
 
     def models(self, runner: _Runner) -> server_models.ServerModels:
         if self._models is None:
-            self._models = server_models.resolve(self.client, self.settings, runner.plan.loras,
-                                                 need_upscaler=True)
+            self._models = server_models.resolve(self.client, self.settings, runner.plan.loras)
         return self._models
 
     def has_node(self, kind: str) -> bool:
@@ -85,8 +84,7 @@ class RemoteStages:
             outputs["refined"] = graphs.OUTPUT_NODES["refined"]
         compress = settings.output.intermediate_compress_level
         with runner.stage("refined" if only_refined else "base") as progress:
-            queued, images = run_graph(self.client, settings.invokeai, graph, f"ai-wallpaper-{runner.run.record.run_id}"
-                                       "-base", outputs, progress, runner.opts.cancel)
+            queued, images = self._run(runner, graph, "base", outputs, progress)
         total = runner._timing[0]
         base_seconds = queued.ready_after.get(outputs["base"], total) if refine else total
         if not only_refined:
@@ -94,7 +92,6 @@ class RemoteStages:
             runner.done("base", images["base"], compress, handoff="latents" if refine else "image",
                         remote=self._record(queued), **stage_conditioning(t2i.prompt, runner.plan.loras))
         if refine:
-            assert refine is not None
             seconds = total if only_refined else max(total - base_seconds, 0.0)
             runner._timing = (seconds, *runner._timing[1:])
             # SDXL LoRAs do not fit the refiner's UNet: it runs without the stack (as locally).

@@ -56,15 +56,26 @@ def wanted_names(settings: Settings) -> dict[str, tuple[str, str] | None]:
     }
 
 
-def resolve(client: InvokeAIClient, settings: Settings, stack: tuple[LoraChoice, ...],
-            need_upscaler: bool = True) -> ServerModels:
+def resolve(client: InvokeAIClient, settings: Settings, stack: tuple[LoraChoice, ...]) -> ServerModels:
+    """The server's models for this run; a ModelError listing every one that is missing."""
+    found, problems = find_models(client, settings, stack)
+    if found is None:
+        raise ModelError(f"models missing on the InvokeAI server {client.url}:\n" + "\n".join(
+            f"  - {p}" for p in problems), hint="install them there (its Model Manager, or POST "
+            "/api/v2/models/install) or name the server's models in invokeai.models")
+    return found
+
+
+def find_models(client: InvokeAIClient, settings: Settings,
+                stack: tuple[LoraChoice, ...]) -> tuple[ServerModels | None, list[str]]:
+    """(the models, []) or (None, every problem): what `resolve` raises and `doctor` lists."""
     problems: list[str] = []
     wanted = wanted_names(settings)
     catalogue = {kind: client.models(kind) for kind in ("main", "spandrel_image_to_image", "lora")}
 
     def find(role: str, kind: tuple[str, tuple[str, ...] | None]) -> dict[str, Any] | None:
         entry = wanted[role]
-        if entry is None or (role == "upscaler" and not need_upscaler):
+        if entry is None:
             return None
         key, name = entry
         found = _match(catalogue[kind[0]], name, kind[1])
@@ -83,10 +94,8 @@ def resolve(client: InvokeAIClient, settings: Settings, stack: tuple[LoraChoice,
     base, refiner, upscaler = find("base", MAIN), find("refiner", REFINER), find("upscaler", UPSCALER)
     loras = tuple(lora_on_server(catalogue["lora"], c.name, c.file, c.sha256, c.weight, problems) for c in stack)
     if problems or base is None:
-        raise ModelError(f"models missing on the InvokeAI server {client.url}:\n" + "\n".join(
-            f"  - {p}" for p in problems), hint="install them there (its Model Manager, or POST "
-            "/api/v2/models/install) or name the server's models in invokeai.models")
-    return ServerModels(base, refiner, upscaler, tuple(lora for lora in loras if lora is not None))
+        return None, problems
+    return ServerModels(base, refiner, upscaler, tuple(lora for lora in loras if lora is not None)), []
 
 
 def _match(records: list[dict[str, Any]], wanted: str, bases: tuple[str, ...] | None) -> list[dict[str, Any]]:

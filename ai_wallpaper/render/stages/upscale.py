@@ -194,10 +194,11 @@ def run_upscale(
         and model.dtype == torch.float32
     autocast = torch.autocast("cuda", dtype=torch.float16) if use_half else contextlib.nullcontext()
     requirements = model.size_requirements
-    if cfg.tile is None:  # auto: one pass when the whole image fits, else the largest tile that does
-        chosen = tile_for_memory(image.width, image.height, cfg.scale, cfg.margin,
-                                 2 if use_half else model.dtype.itemsize, free_memory_bytes(device))
-    tile = _fit_tile(cfg.tile or chosen, requirements)
+    # auto (None): one pass when the whole image fits, else the largest tile that does
+    requested = cfg.tile if cfg.tile is not None else tile_for_memory(
+        image.width, image.height, cfg.scale, cfg.margin, 2 if use_half else model.dtype.itemsize,
+        free_memory_bytes(device))
+    tile = _fit_tile(requested, requirements)
     margin = min(cfg.margin, (tile - 1) // 2)
 
     def upscale_tile(t: torch.Tensor) -> torch.Tensor:
