@@ -64,7 +64,8 @@ class InvokeAISettings:
     def check(self) -> Check:
         problems: Check = []
         if problem := invokeai_url_problem(self.url):
-            problems.append((("url",), f"{self.url!r} {problem}", "e.g. http://127.0.0.1:9090 or https://gpu-box:9090"))
+            problems.append((("url",), f"{redacted(self.url)!r} {problem}",
+                             "e.g. http://127.0.0.1:9090 or https://gpu-box:9090"))
         if not _ENV_NAME.match(self.token_env):
             problems.append((("token_env",), f"{self.token_env!r} is not an environment variable name"))
         if not _QUEUE_ID.match(self.queue_id):
@@ -87,6 +88,18 @@ def invokeai_url_problem(url: str) -> str | None:
     if parts.query or parts.fragment or parts.path.strip("/"):
         return "must be the server's address only, without a path, query or fragment"
     return None
+
+
+def redacted(url: str) -> str:
+    """`url` as a message may show it: a user or password in it (refused anyway) becomes '***', so a
+    config error logged by the daemon never carries a credential into the journal."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
 
 
 def is_private_channel(url: str) -> bool:
