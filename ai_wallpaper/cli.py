@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ai_wallpaper import __version__
+from ai_wallpaper.commands import help_text
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.core import atomic
 from ai_wallpaper.core import log as logsetup
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
     "loras_cmd",
     "doctor_cmd",
     "daemon_cmd",
+    "pause_cmd",
 )
 
 
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"ai_wallpaper.commands.{name}")
         module.register(sub, common)
+    help_text.document(parser)  # every subcommand's examples and exit codes
     return parser
 
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"error: {exc}")
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        _error("interrupted")
+        _error("interrupted", priority=logsetup.WARNING)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         _silence_stdout()
@@ -84,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.FAILURE)
 
 
-def _error(text: str) -> None:
+def _error(text: str, priority: int = logsetup.ERROR) -> None:
+    """The one message for the user; in the journal at error priority (`journalctl -p err` finds it)."""
+    if logsetup.journal_stream(sys.stderr):
+        text = logsetup.with_priority(text, priority)
     with contextlib.suppress(OSError):
         print(text, file=sys.stderr)
 

@@ -163,3 +163,15 @@ def test_carried_wheels_are_unpacked_after_the_machines_own_packages(tmp_path: P
     with pytest.raises(SystemExit, match="outside the unpack folder"):
         carried.activate(wheels)
     assert not (tmp_path / "escaped.py").exists()
+
+
+def test_monitor_cuts_prints_a_time_for_every_step(capsys: Any) -> None:
+    from bench.monitor_cuts import DESK
+    from bench.monitor_cuts import main as cuts_main
+
+    cuts_main(["--repeat", "1"])
+    out = capsys.readouterr().out
+    for screen in DESK:
+        assert re.search(rf"cut {screen.name} {screen.width}x{screen.height} from 7680x4096: \d+\.\d{{3}} s", out)
+    assert re.search(r"spanning canvas \d+x2160 .*: \d+\.\d{3} s", out)
+    assert re.search(r"night picture of 3840x2160: \d+\.\d{3} s", out)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ai_wallpaper.config.locations import setting_path
 from ai_wallpaper.config.schema import Source
+from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.config.settings import Settings, load_settings
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.paths import Paths
@@ -43,6 +44,18 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         return self.load()[0]
+
+    def plan_screens(self, settings: Settings) -> tuple[tuple[Screen, ...], bool]:
+        """The monitors to cut pictures for, and whether the user fixed the base size (which then wins)."""
+        import shutil
+
+        from ai_wallpaper.desktop.detect import running_processes
+        from ai_wallpaper.desktop.monitors import screens_for_plan
+
+        screens = screens_for_plan(settings.desktop, os.environ, which=shutil.which, processes=running_processes)
+        source = self.load()[1]
+        fixed = any(("pipeline", "txt2img", key) in source.lines for key in ("width", "height"))
+        return screens, fixed
 
     def resolve(self, value: str | None, default: Path) -> Path:
         """A path setting (config/locations.py's rule)."""

@@ -4,15 +4,15 @@ install-service."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-from datetime import datetime
+import sys
 from typing import Any
 
-from ai_wallpaper.commands import history_cmd
+from ai_wallpaper.commands import history_cmd, json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.commands.service_cmd import cmd_install_service
+from ai_wallpaper.commands.status_cmd import cmd_status, headline, read_state
 from ai_wallpaper.core.errors import ExitCode, WallpaperError
 from ai_wallpaper.core.history import History, RunRecord
 from ai_wallpaper.service.lock import lock_holder
@@ -22,14 +22,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("daemon", parents=[common], help="run the scheduler in the foreground",
                        description="Generate a wallpaper on the configured schedule (systemd runs this).")
     p.set_defaults(func=cmd_daemon)
-    p = sub.add_parser("status", parents=[common], help="is the daemon running, last and next run")
+    p = sub.add_parser("status", parents=[common], help="is the daemon running, the current, last and next run",
+                       description="Whether the daemon runs, the run in progress (its stage, percent and "
+                                   "elapsed time), the next scheduled run and the last run with its error.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("history", parents=[common], help="list recent runs, or `history show RUN_ID`",
                        description="List recent runs; `history show [RUN_ID]` prints one run's stages with "
                                    "their time, peak memory and quality figures.")
     history_cmd.add_arguments(p)
     p.add_argument("-n", "--limit", type=int, default=20, help="how many runs (default 20)")
-    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--json", action="store_true", help='print JSON ({"runs": [...]}) instead of a table')
     p.set_defaults(func=cmd_history)
     p = sub.add_parser("previous", parents=[common], help="step back to the wallpaper before this one",
                        description="Walk back through every wallpaper a run made (files that are gone are "
@@ -63,16 +66,23 @@ def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
 
     pid = lock_holder(ctx.paths.daemon_lock)
     if pid and pid > 0:
-        state = _read_state(ctx)
+        state = read_state(ctx)
         if state.get("current_run_id"):
             print(f"the daemon (pid {pid}) is already running {state['current_run_id']}")
             return int(ExitCode.OK)
+        if not hasattr(signal, "SIGUSR1"):
+            raise WallpaperError(f"asking the running daemon (pid {pid}) for a run needs SIGUSR1, which "
+                                 f"{sys.platform} does not have",
+                                 hint="stop the daemon and run `ai-wallpaper next` (or `generate`) yourself")
         os.kill(pid, signal.SIGUSR1)
         print(f"asked the daemon (pid {pid}) to generate now; follow it with `ai-wallpaper status`")
         return int(ExitCode.OK)
-    command = generate_command(ctx.config_file)
+    # The child's output comes through ours: on a terminal it logs for a person, else as we were told.
+    log_format = args.log_format or ("console" if sys.stderr.isatty() else None)
+    command = generate_command(ctx.config_file) + (["--log-format", log_format] if log_format else [])
     runner = JobRunner(History(ctx.paths.history_db), command,
-                       timeout_s=ctx.settings.schedule.run_timeout_minutes * 60.0)
+                       timeout_s=ctx.settings.schedule.run_timeout_minutes * 60.0,
+                       progress_file=ctx.paths.run_progress)
 
     # Ctrl-C / SIGTERM stop the child (it is in its own session, so it never sees the terminal's
     # Ctrl-C) and the runner settles the row "cancelled"; a second one kills the child at once.
@@ -88,29 +98,15 @@ def cmd_next(args: argparse.Namespace, ctx: AppContext) -> int:
             signal.signal(sig, handler)
     if outcome is None:  # interrupted before the child started: nothing ran, nothing to record
         return int(ExitCode.INTERRUPTED)
-    print(f"run {outcome.run_id}: {outcome.status}" + (f"\n{outcome.error}" if outcome.error else ""))
+    # The child printed its own `error:` block above (its output is passed through): not twice.
+    shown = outcome.error_already_shown or not outcome.error
+    print(f"run {outcome.run_id}: {outcome.status}" + ("" if shown else f"\n{outcome.error}"))
     if outcome.status == "cancelled":
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.OK) if outcome.status == "success" else int(ExitCode.RUN)
 
 
-# --- status / history ----------------------------------------------------------------------------
-def _read_state(ctx: AppContext) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(ctx.paths.daemon_state.read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
-
-
-def _local(dt: datetime | str | None) -> str:
-    if dt is None:
-        return "-"
-    if isinstance(dt, str):
-        dt = datetime.fromisoformat(dt)
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
+# --- history ------------------------------------------------------------------------------------
 def _theme(rec: RunRecord) -> str:
     if rec.theme_key:
         return rec.theme_key
@@ -118,58 +114,8 @@ def _theme(rec: RunRecord) -> str:
     return (prompt[:30] + "…") if isinstance(prompt, str) and len(prompt) > 30 else (prompt or "-")
 
 
-def headline(error: str) -> str:
-    """An error on one line: its first line, with the bullet list a "...:" line introduces (config
-    problems) joined on; no hint."""
-    lines = [line.strip() for line in error.splitlines() if line.strip()]
-    if not lines:
-        return "-"
-    head, rest = lines[0], [line for line in lines[1:] if not line.startswith("hint:")]
-    items = [line.removeprefix("- ") for line in rest if line.startswith("- ")]
-    if head.endswith(":") and items:
-        return f"{head} {'; '.join(items)}"
-    return head
-
-
-def _hint(error: str) -> str | None:
-    hints = [line.strip().removeprefix("hint:").strip() for line in error.splitlines()
-             if line.strip().startswith("hint:")]
-    return hints[-1] if hints else None
-
-
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def cmd_status(args: argparse.Namespace, ctx: AppContext) -> int:
-    from ai_wallpaper.service.daemon import describe_schedule, next_fire_time
-
-    schedule = ctx.settings.schedule
-    pid = lock_holder(ctx.paths.daemon_lock)
-    state = _read_state(ctx)
-    if pid:
-        print(f"daemon: running (pid {pid}) since {_local(state.get('started_at'))}")
-        print(f"schedule: {state.get('schedule', describe_schedule(schedule))}")
-        if state.get("current_run_id"):
-            print(f"now running: {state['current_run_id']}")
-        print(f"next run: {_local(state.get('next_run_time'))}")
-    else:
-        print("daemon: not running")
-        print(f"schedule: {describe_schedule(schedule)}")
-        print(f"next run if started now: {_local(next_fire_time(schedule))}")
-    last = History(ctx.paths.history_db).last_run()
-    if last is None:
-        print("last run: none yet")
-    else:
-        took = f" in {last.duration_s:.0f} s" if last.duration_s is not None else ""
-        print(f"last run: {last.run_id} ({last.trigger}) at {_local(last.started_at)}: {last.status}{took}")
-        if last.error:
-            print(f"  error: {headline(last.error)}")
-            if hint := _hint(last.error):
-                print(f"  hint: {hint}")
-        if last.wallpaper:
-            print(f"  wallpaper: {last.wallpaper}")
-    return int(ExitCode.OK)
 
 
 def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
@@ -179,11 +125,7 @@ def cmd_history(args: argparse.Namespace, ctx: AppContext) -> int:
         return history_cmd.cmd_history_gallery(args, ctx)
     runs = History(ctx.paths.history_db).list_runs(args.limit)
     if args.json:
-        for r in runs:
-            print(json.dumps({"run_id": r.run_id, "trigger": r.trigger, "status": r.status,
-                              "started_at": r.started_at.isoformat(), "duration_s": r.duration_s,
-                              "theme": r.theme_key, "favorite": r.favorite, "wallpaper": r.wallpaper,
-                              "error": r.error, "timings": r.timings, "outputs": r.outputs}))
+        json_output.emit({"runs": [json_output.run_json(r) for r in runs]})
         return int(ExitCode.OK)
     if not runs:
         print("no runs yet")

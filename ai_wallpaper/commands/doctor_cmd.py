@@ -6,9 +6,9 @@ cannot be reached."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from ai_wallpaper.commands import json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.commands.generate import apply_overrides
 from ai_wallpaper.config.backend_settings import is_private_channel
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     settings = apply_overrides(ctx.settings, args, str(ctx.settings_path))  # --backend, as generate takes it
     report = _invokeai(settings, ctx) if settings.render.backend == "invokeai" else _local(settings, ctx)
     if args.json:
-        print(json.dumps(report, indent=2))
+        json_output.emit(report)
     else:
         for line in report["lines"]:
             print(line)

@@ -146,17 +146,44 @@ def recorded_settings(settings: Settings) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, ctx: AppContext) -> int:
     """A scheduled, catch-up or `next` run that fails before its run starts (bad config, missing model,
-    full disk) still leaves a final history row, so `status` says why the wallpaper did not come."""
+    full disk) still leaves a final history row, so `status` says why the wallpaper did not come.
+
+    A scheduled or catch-up run first checks the pause and `schedule.skip_when` (service/conditions.py)
+    and, if one holds, records a "skipped" row with the reason and exits 0 without planning or loading
+    anything. `manual` (`generate`) and `next` are the user asking now: they always run."""
     if args.trigger == "manual" or args.dry_run or args.resume:
         return _run(args, ctx)
     from ai_wallpaper.render.run_record import new_run_id
+    from ai_wallpaper.service.conditions import SKIPPABLE_TRIGGERS
 
     args.run_id = args.run_id or new_run_id()
     try:
+        if args.trigger in SKIPPABLE_TRIGGERS and (reason := _skip_reason(ctx)):
+            return _skip(ctx, args.run_id, args.trigger, reason)
         return _run(args, ctx)
     except Exception as exc:
         _record_unstarted(ctx, args.run_id, args.trigger, exc)
         raise
+
+
+def _skip_reason(ctx: AppContext) -> str | None:
+    """The pause first (it needs no settings: a broken config while paused is no failure), then the
+    configured conditions; a config that does not load raises here and is recorded as failed."""
+    from ai_wallpaper.service.conditions import condition_reason, pause_reason
+
+    if reason := pause_reason(ctx.paths):
+        return reason
+    return condition_reason(ctx.load()[0].schedule.skip_when)
+
+
+def _skip(ctx: AppContext, run_id: str, trigger: str, reason: str) -> int:
+    from ai_wallpaper.core.history import History
+
+    if not History(ctx.paths.history_db).record_skipped(run_id, trigger=trigger, reason=reason):
+        logger.warning("run id already in the history; the skip is not recorded", run_id=run_id)
+    logger.info("scheduled run skipped", trigger=trigger, reason=reason)
+    print(f"skipped: {reason}")
+    return int(ExitCode.OK)
 
 
 def _record_unstarted(ctx: AppContext, run_id: str, trigger: str, exc: Exception) -> None:
@@ -185,15 +212,16 @@ def _run(args: argparse.Namespace, ctx: AppContext) -> int:
         if problem := new_folder_problem(args.output):  # before the weather, the plan and any model
             raise UsageError(f"--output: {problem}", hint="choose an empty or new folder you can write to, "
                                                           f"or continue a run there with --resume {args.output}")
-    plan = make_plan(ctx.paths, settings, request_from_args(args), settings_path=ctx.settings_path)
+    plan = make_plan(ctx.paths, settings, request_from_args(args, ctx, settings), settings_path=ctx.settings_path)
     if args.dry_run:
         print_plan(plan, args.json)
         return int(ExitCode.OK)
     from ai_wallpaper.render.feasibility import preflight
     from ai_wallpaper.render.run_dir import RunDirectory
     from ai_wallpaper.render.run_record import new_run_id
+    from ai_wallpaper.scene.screen_fit import settings_for_plan
 
-    preflight(settings, ctx.paths)
+    preflight(settings_for_plan(settings, plan), ctx.paths)  # at the base size the plan chose for the monitors
     run_id = args.run_id or new_run_id()
     runs_dir = locations.runs_dir(ctx.paths, settings, ctx.settings_path)
     run_path = args.output if args.output else runs_dir / run_id

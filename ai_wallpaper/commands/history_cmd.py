@@ -6,10 +6,10 @@ The list itself (`ai-wallpaper history`, -n, --json) is in daemon_cmd.py, which 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from ai_wallpaper.commands import json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.core.errors import ExitCode, WallpaperError
 from ai_wallpaper.core.history import History, RunRecord
@@ -39,8 +39,8 @@ def cmd_history_show(args: argparse.Namespace, ctx: AppContext) -> int:
     # run still writing there; showing a run must change nothing.
     record = read_record(folder / RUN_JSON)
     if args.json:
-        print(json.dumps({"run_id": record.run_id, "status": record.status, "run_dir": str(folder),
-                          "final": record.final, "stages": {k: v.to_json() for k, v in record.stages.items()}}))
+        json_output.emit({"runs": [{**json_output.run_json(row), "run_dir": str(folder), "final": record.final,
+                                    "stages": {k: v.to_json() for k, v in record.stages.items()}}]})
         return int(ExitCode.OK)
     for line in describe(record, folder):
         print(line)
@@ -60,8 +60,8 @@ def cmd_history_gallery(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _history_row(history: History, run_id: str | None) -> RunRecord:
-    if run_id is None:
-        last = history.last_run()
+    if run_id is None:  # the latest run that painted, or tried to: a skipped one has nothing to show
+        last = history.last_run(skipped=False)
         if last is None:
             raise WallpaperError("no runs yet", hint="`ai-wallpaper generate` makes one")
         return last
@@ -72,6 +72,9 @@ def _history_row(history: History, run_id: str | None) -> RunRecord:
 
 
 def _run_folder(row: RunRecord) -> Path:
+    if row.status == "skipped":
+        raise WallpaperError(f"run {row.run_id} was skipped ({row.error or 'no reason recorded'}): it made no folder",
+                             hint="`ai-wallpaper history` lists the runs that did")
     if not row.run_dir:
         raise WallpaperError(f"run {row.run_id} ({row.status}) has no run folder: it stopped before making one",
                              hint="`ai-wallpaper history` shows its error")

@@ -74,8 +74,11 @@ def run_html(run: RunRecord) -> str:
 
 
 def page(runs: list[RunRecord]) -> str:
-    body = "\n".join(run_html(r) for r in runs) or "<p>no runs yet</p>"
+    """Skipped ticks (paused, on battery, ...) made no picture: counted in the title, not shown."""
+    shown = [r for r in runs if r.status != "skipped"]
+    skipped = f" ({len(runs) - len(shown)} skipped ticks not shown)" if len(shown) < len(runs) else ""
+    body = "\n".join(run_html(r) for r in shown) or "<p>no runs yet</p>"
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
             f"style-src 'unsafe-inline'\"><title>ai-wallpaper history</title><style>{STYLE}</style></head>"
-            f"<body><h1>ai-wallpaper: the last {len(runs)} runs</h1>\n{body}\n</body></html>\n")
+            f"<body><h1>ai-wallpaper: the last {len(shown)} runs{skipped}</h1>\n{body}\n</body></html>\n")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from ai_wallpaper.commands import json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import lora_library_file
 from ai_wallpaper.core.errors import ConfigError, ExitCode
@@ -43,14 +43,14 @@ def list_loras(args: argparse.Namespace, ctx: AppContext) -> int:
     library = load_library(ctx.paths, ctx.settings, ctx.settings_path)
     rows = _rows(library)
     if args.json:
-        print(json.dumps({
+        json_output.emit({
             "file": str(library.file), "directory": str(library.directory), "enabled": library.enabled,
             "loras": [{"key": key, "type": spec.type, "weight_range": list(spec.weight_range),
                        "enabled": spec.enabled, "file": str(spec.path), "status": status.kind,
                        "ok": status.ok,
                        "message": status.message, "sha256": status.sha256,
                        "trigger_words": list(spec.trigger_words)} for key, spec, status in rows],
-        }, indent=2))
+        })
         return int(ExitCode.OK)
     print(f"library: {library.file}")
     off = "" if library.enabled else "   (LoRAs disabled in settings)"

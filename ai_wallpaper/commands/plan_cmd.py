@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from ai_wallpaper.commands import json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.scene.plan import Plan
 from ai_wallpaper.scene.planner import PlanRequest, make_plan
+from ai_wallpaper.scene.screen_fit import settings_for_plan
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +37,11 @@ def _seed(text: str) -> int:
     return value
 
 
-def request_from_args(args: argparse.Namespace) -> PlanRequest:
+def request_from_args(args: argparse.Namespace, ctx: AppContext, settings: Settings) -> PlanRequest:
+    screens, size_fixed = ctx.plan_screens(settings)
     return PlanRequest(prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed,
-                       theme=args.theme, use_weather=not args.no_weather)
+                       theme=args.theme, use_weather=not args.no_weather, screens=screens,
+                       base_size_fixed=size_fixed)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -55,9 +58,10 @@ def run(args: argparse.Namespace, ctx: AppContext) -> int:
     from ai_wallpaper.render.feasibility import work_problems
 
     settings = apply_overrides(ctx.settings, args, str(ctx.settings_path))  # --backend, as generate takes it
-    plan = make_plan(ctx.paths, settings, request_from_args(args), settings_path=ctx.settings_path)
+    plan = make_plan(ctx.paths, settings, request_from_args(args, ctx, settings), settings_path=ctx.settings_path)
     local = settings.render.backend == "local"
-    estimates, problems = work_problems(settings) if local else ([], [])  # a server's memory is its own
+    # a server's memory is its own; the base size is the plan's (chosen for the monitors)
+    estimates, problems = work_problems(settings_for_plan(settings, plan)) if local else ([], [])
     print_plan(plan, args.json)
     if not args.json:
         print(stages_line(settings))
@@ -82,7 +86,7 @@ def stages_line(settings: Settings) -> str:
 
 def print_plan(plan: Plan, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(plan.to_json(), indent=2, sort_keys=False, allow_nan=False))
+        json_output.emit(plan.to_json())
         return
     print("\n".join(format_plan(plan)))
 
@@ -122,6 +126,8 @@ def format_plan(plan: Plan) -> list[str]:
     lines.append(f"seed:       {plan.seed}")
     lines.append(f"sizes:      base {plan.base_size} -> upscaled {plan.upscaled_size} "
                  f"-> final {plan.final_size}")
+    if plan.screens:
+        lines.append("monitors:   " + ", ".join(f"{s.name} {s.width}x{s.height}+{s.x}+{s.y}" for s in plan.screens))
     models = ", ".join(f"{role}={spec}" for role, spec in plan.models.items() if spec)
     lines.append(f"models:     {models}")
     lines.append(f"settings:   fingerprint {plan.settings_fingerprint}")

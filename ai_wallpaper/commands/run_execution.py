@@ -16,6 +16,7 @@ from typing import Any
 
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config import locations
+from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import Cancelled, ExitCode, RunError, WallpaperError
@@ -24,6 +25,7 @@ from ai_wallpaper.core.signals import CancelOnSignal
 from ai_wallpaper.desktop.notify import notify
 from ai_wallpaper.render.run_dir import RunDirectory
 from ai_wallpaper.render.run_retention import prune_old_runs
+from ai_wallpaper.scene.plan import Plan
 
 logger = log.get(__name__)
 
@@ -47,11 +49,12 @@ def final_state(exc: BaseException) -> tuple[FinalStatus, str]:
 
 
 def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: ExecuteOptions) -> int:
-    from ai_wallpaper.core.progress import terminal_stream
+    from ai_wallpaper.core.progress import publish_to, terminal_stream
     from ai_wallpaper.render.pipeline import PipelineOptions, run_pipeline
 
     run_id = run_dir.run_id
     log.bind_run(run_id)
+    publish_to(ctx.paths.run_progress(run_id), run_id)  # `status` and systemd's STATUS= read the stage from it
     history = History(ctx.paths.history_db)
     history.start_run(run_id, trigger=opts.trigger, plan=run_dir.plan.to_json(), run_dir=str(run_dir.path))
     plan = run_dir.plan
@@ -73,7 +76,8 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
             from ai_wallpaper.desktop import apply_wallpaper
 
             try:
-                applied = apply_wallpaper(result.final, settings.desktop, ctx.paths, run_id=run_id)
+                applied = apply_wallpaper(result.final, settings.desktop, ctx.paths, run_id=run_id,
+                                          screens=_screen_pictures(run_dir, plan))
             except WallpaperError as exc:
                 history.finish_run(run_id, status="failed", outputs=outputs, timings=timings,
                                    error=f"image saved, setting the wallpaper failed: {exc.message}")
@@ -110,6 +114,13 @@ def execute(run_dir: RunDirectory, settings: Settings, ctx: AppContext, opts: Ex
         print(f"wallpaper: {wallpaper_detail}")
     _print_summary(result, plan.self_test)
     return int(ExitCode.OK)
+
+
+def _screen_pictures(run_dir: RunDirectory, plan: Plan) -> list[tuple[Screen, Path]]:
+    """Each monitor of the plan with its picture in the run folder (render/final_outputs.py)."""
+    entry = run_dir.record.stages.get("final")
+    records = (entry.screens or []) if entry is not None else []
+    return [(screen, run_dir.path / r["file"]) for screen, r in zip(plan.screens, records, strict=False)]
 
 
 def _say(line: str) -> None:

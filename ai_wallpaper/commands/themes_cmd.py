@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ai_wallpaper.commands import json_output
 from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.config.locations import themes_file
 from ai_wallpaper.config.sample import to_plain
@@ -41,9 +42,9 @@ def list_themes(args: argparse.Namespace, ctx: AppContext) -> int:
     dirs = tokenizer_dirs_for(models.base, models, ctx.paths)  # the tokenizer the plan counts with
     tokens = {key: theme_tokens(theme, dirs) for key, theme in rows}
     if args.json:
-        print(json.dumps([{"key": k, "category": t.category, "weight": t.weight, "chance": chance.get(k, 0.0),
-                           "tokens": tokens[k][0], "tokens_approximate": tokens[k][1], "name": t.name}
-                          for k, t in rows], indent=2))
+        json_output.emit({"file": str(library.file), "themes": [
+            {"key": k, "category": t.category, "weight": t.weight, "chance": chance.get(k, 0.0),
+             "tokens": tokens[k][0], "tokens_approximate": tokens[k][1], "name": t.name} for k, t in rows]})
         return 0
     width = max([len("KEY"), *(len(k) for k, _ in rows)])
     cat_width = max([len("CATEGORY"), *(len(t.category) for _, t in rows)])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ai_wallpaper.config.backend_settings import InvokeAISettings, RenderSettings
+from ai_wallpaper.config.desktop_settings import DesktopSettings
 from ai_wallpaper.config.render_settings import (
     ModelSettings,
     OutputSettings,
@@ -28,9 +29,6 @@ from ai_wallpaper.config.vocabulary import (
 from ai_wallpaper.config.yaml_loading import load_yaml
 
 Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
-# desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
-DesktopSetter = Literal["auto", "none", "gnome", "kde", "xfce", "cinnamon", "mate", "lxqt", "lxde", "sway",
-                        "hyprland", "swww", "feh", "xwallpaper", "macos", "windows", "command"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,16 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class SkipWhenSettings:
+    on_battery: bool = option(False, "Skip while the computer runs on battery.")
+    fullscreen: bool = option(False, "Skip while the focused window is fullscreen (X11, sway, Hyprland).")
+    screen_locked: bool = option(False, "Skip while the screen is locked (logind, or the desktop's screensaver).")
+    gpu_busy_gb: float | None = option(
+        None, "Skip while other processes hold more than this many GB of GPU memory (nvidia-smi);\n"
+        "null = never.", min=0)
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     cron: str | None = option("0 7 * * *",
                               "Crontab line (min hour day month weekday). Ignored if interval_minutes is set.")
@@ -98,17 +106,11 @@ class ScheduleSettings:
     misfire_grace_seconds: int = option(3600, "A run late by up to this still fires.", min=1)
     catch_up: bool = option(True, "At start, run once if a scheduled run was missed while off or asleep.")
     run_timeout_minutes: int = option(180, "Kill a generation that takes longer than this.", min=1)
-
-
-@dataclass(frozen=True)
-class DesktopSettings:
-    setter: DesktopSetter = option("auto", "Which desktop to set: auto detects it; none only writes the file.")
-    command: list[str] = option(factory=list, doc="For setter 'command': argv; '{path}' is replaced by the image path.",
-                                example=["my-setter", "--image", "{path}"])
-    keep: int = option(10, "How many wallpaper files to keep (favorites are never pruned).", min=1, max=10000)
-    mode: Literal["zoom", "fill", "center", "scale", "tile"] = option("zoom", "How the desktop fits the image.")
-    notify: bool = option(False, "Show a desktop notification (freedesktop, via notify-send) when a new wallpaper\n"
-                          "is set or a run fails.")
+    skip_when: SkipWhenSettings = option(
+        factory=SkipWhenSettings,
+        doc="A scheduled or catch-up run is skipped (a history row with the reason) while one of these\n"
+            "holds or `ai-wallpaper pause` is in force; a check that cannot tell never skips.\n"
+            "`generate` and `next` always run.")
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,6 @@ class Settings:
         if self.schedule.cron is None and self.schedule.interval_minutes is None \
                 and self.schedule.interval_seconds is None:
             problems.append((("schedule",), "needs cron, interval_minutes or interval_seconds"))
-        if self.desktop.setter == "command" and not self.desktop.command:
-            problems.append((("desktop", "command"), "setter 'command' needs a command",
-                             "e.g. command: [my-setter, '{path}']"))
         return problems
 
     def fingerprint(self) -> str:

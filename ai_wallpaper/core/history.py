@@ -10,6 +10,9 @@ journal guarantees that.
 A second table, `wallpapers`, records every time a wallpaper was put on the desktop (by a run, or by
 `ai-wallpaper previous`), so "the previous wallpaper" is well defined and never pruned.
 
+A scheduled run that a pause or a `schedule.skip_when` condition stops before it starts is one final
+"skipped" row with its reason in the error column; it counts as the tick handled, never as a failure.
+
 The tables, the row type and how a connection is opened are in history_db.py; this module is what
 the program asks of them.
 """
@@ -117,6 +120,11 @@ class History:
             )
             return cur.rowcount > 0
 
+    def record_skipped(self, run_id: str, *, trigger: str, reason: str) -> bool:
+        """Write the final row of a scheduled run that did not paint (paused, on battery...): status
+        "skipped", `reason` in the error column. False if the row already exists."""
+        return self.record_unstarted(run_id, trigger=trigger, status="skipped", error=reason)
+
     def record_wallpaper(self, path: str, *, run_id: str | None, action: str) -> None:
         """Note that `path` is now on the desktop (e.g. action="previous")."""
         with self._transaction() as db:
@@ -166,9 +174,13 @@ class History:
                               (limit,)).fetchall()
         return [RunRecord.from_row(r) for r in rows]
 
-    def last_run(self) -> RunRecord | None:
-        runs = self.list_runs(1)
-        return runs[0] if runs else None
+    def last_run(self, *, skipped: bool = True) -> RunRecord | None:
+        """The newest row. A skipped run counts by default: the trigger was handled (the daemon's
+        catch-up does not fire again for a tick that was skipped); `skipped=False` passes over them."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE ? OR status != 'skipped' "
+                             "ORDER BY started_at DESC, rowid DESC LIMIT 1", (skipped,)).fetchone()
+        return RunRecord.from_row(row) if row else None
 
     def recent_themes(self, n: int) -> list[str]:
         """Theme keys of the last `n` runs that had a theme, most recent first (any status)."""
@@ -228,8 +240,10 @@ class History:
         return self.step_wallpaper(-1)
 
     def prunable_runs(self, keep: int) -> list[RunRecord]:
-        """Finished, non-favorite runs beyond the newest `keep` (for pruning run directories)."""
+        """Finished, non-favorite runs beyond the newest `keep` (for pruning run directories). Skipped
+        rows have no folder and do not count: a week of paused ticks must not push real runs out."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC").fetchall()
+            rows = db.execute("SELECT * FROM runs WHERE status != 'skipped' "
+                              "ORDER BY started_at DESC, rowid DESC").fetchall()
         runs = [RunRecord.from_row(r) for r in rows]
         return [r for r in runs[keep:] if not r.favorite and r.status != "running"]

@@ -15,19 +15,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-RunStatus = Literal["running", "success", "failed", "cancelled"]
-FinalStatus = Literal["success", "failed", "cancelled"]
+# "skipped": a scheduled run that did not paint because of a pause or a schedule.skip_when condition; its
+# reason is in the error column. It is final and counts as the trigger handled (catch-up does not redo it).
+RunStatus = Literal["running", "success", "failed", "cancelled", "skipped"]
+FinalStatus = Literal["success", "failed", "cancelled", "skipped"]
 FINAL_STATUSES: tuple[str, ...] = get_args(FinalStatus)
 # What started a run: `generate` by hand, the schedule, a missed tick caught up, `ai-wallpaper next`.
 Trigger = Literal["manual", "schedule", "catch-up", "next"]
 TRIGGERS: tuple[str, ...] = get_args(Trigger)
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+# Version 1 had no 'skipped' status; `create_schema` migrates it (SQLite cannot alter a CHECK).
+SCHEMA_VERSION = 2
+_RUNS = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
     trigger     TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'cancelled')),
+    status      TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'cancelled', 'skipped')),
     started_at  REAL NOT NULL,
     finished_at REAL,
     pid         INTEGER,
@@ -39,16 +42,18 @@ CREATE TABLE IF NOT EXISTS runs (
     timings     TEXT NOT NULL DEFAULT '{}',
     wallpaper   TEXT,
     favorite    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+)"""
+_COLUMNS = ("run_id, trigger, status, started_at, finished_at, pid, plan, theme_key, run_dir, outputs, error, "
+            "timings, wallpaper, favorite")
+_INDEX = "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)"
+_WALLPAPERS = """
 CREATE TABLE IF NOT EXISTS wallpapers (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     set_at  REAL NOT NULL,
     path    TEXT NOT NULL,
     run_id  TEXT,
     action  TEXT NOT NULL
-);
-"""
+)"""
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -101,8 +106,47 @@ class RunRecord:
 
 
 def create_schema(db: sqlite3.Connection) -> None:
-    db.executescript(_SCHEMA)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    """Create the tables, or bring an older database up to SCHEMA_VERSION, in one transaction.
+
+    Cheap when the database is current (one read, no write). A database from a newer version is left
+    as it is: its schema is a superset this version can still read and write."""
+    if _version(db) >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")  # the daemon and its child may both open an old database at once
+    try:
+        if _version(db) < SCHEMA_VERSION:  # re-read under the write lock: the other one may have done it
+            if _table_sql(db, "runs") is not None:
+                _migrate_runs(db)
+            db.execute(_RUNS)
+            db.execute(_INDEX)
+            db.execute(_WALLPAPERS)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _version(db: sqlite3.Connection) -> int:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _table_sql(db: sqlite3.Connection, name: str) -> str | None:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _migrate_runs(db: sqlite3.Connection) -> None:
+    """Version 1 -> 2: a new `runs` table whose CHECK allows 'skipped', every row copied, then swapped
+    in. Runs inside the caller's transaction, so a crash leaves the old table whole."""
+    sql = _table_sql(db, "runs") or ""
+    if "'skipped'" in sql:  # already migrated (the version was not bumped): nothing to copy
+        return
+    db.execute(_RUNS.replace("EXISTS runs (", "EXISTS runs_v2 (", 1))
+    db.execute(f"INSERT INTO runs_v2 ({_COLUMNS}) SELECT {_COLUMNS} FROM runs")
+    db.execute("DROP TABLE runs")  # its index goes with it; create_schema makes it again
+    db.execute("ALTER TABLE runs_v2 RENAME TO runs")
 
 
 @contextmanager

@@ -99,3 +99,12 @@ class Paths:
     @property
     def daemon_state(self) -> Path:
         return self.state_dir / "daemon.json"
+
+    @property
+    def pause_file(self) -> Path:
+        """`ai-wallpaper pause` writes it, `resume` removes it (service/pause.py)."""
+        return self.state_dir / "pause.json"
+
+    def run_progress(self, run_id: str) -> Path:
+        """The running stage and step of a run (core/progress.py writes it, `status` reads it)."""
+        return self.state_dir / "progress" / f"{run_id}.json"

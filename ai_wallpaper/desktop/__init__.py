@@ -11,15 +11,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.config.settings import DesktopSettings
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.atomic import atomic_path
 from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.desktop import wallpaper_sets
 from ai_wallpaper.desktop.detect import detect_desktop, running_processes
 from ai_wallpaper.desktop.runner import CommandResult, Runner, run_command
 from ai_wallpaper.desktop.setters import SETTERS, SetterContext
@@ -53,12 +55,19 @@ def _unique_target(directory: Path, run_id: str, suffix: str) -> Path:
     return target
 
 
+def _setter_context(settings: DesktopSettings, runner: Runner, which: Callable[[str], str | None],
+                    processes: Callable[[], Collection[str]], env: Mapping[str, str] | None) -> SetterContext:
+    return SetterContext(mode=settings.mode, command=settings.command, runner=runner, which=which,
+                         processes=processes, env=env, lock_screen=settings.lock_screen)
+
+
 def set_existing_wallpaper(path: Path, settings: DesktopSettings, *, runner: Runner = run_command,
                            env: Mapping[str, str] | None = None,
                            which: Callable[[str], str | None] = shutil.which,
                            processes: Callable[[], Collection[str]] = running_processes,
                            ) -> tuple[str | None, str]:
-    """Run the configured (or detected) setter on `path` as is. Returns (setter, detail)."""
+    """Run the configured (or detected) setter on `path`, one of our copies, with the monitors' pictures
+    it was set with (its wallpaper set, desktop/wallpaper_sets.py). Returns (setter, detail)."""
     name: str | None = settings.setter
     if name == "none":
         return None, "desktop.setter is 'none': wallpaper not set"
@@ -69,35 +78,47 @@ def set_existing_wallpaper(path: Path, settings: DesktopSettings, *, runner: Run
                            hint="set desktop.setter in settings.yaml (e.g. gnome, feh, command)")
             return None, "no desktop detected (set desktop.setter to choose one)"
     setter = SETTERS.get(name or "")
-    if setter is None:
+    if setter is None or name is None:
         raise DesktopError(f"unknown desktop.setter {name!r}",
                            hint=f"one of: auto, none, {', '.join(SETTERS)}")
-    ctx = SetterContext(mode=settings.mode, command=settings.command, runner=runner, which=which,
-                        processes=processes, env=env)
-    detail = setter(path, ctx)
+    ctx = _setter_context(settings, runner, which, processes, env)
+    path = Path(path)
+    owned = path.name in _owned_names(path.parent)  # our copy: its set's files may be read and written
+    if owned:
+        for derived in wallpaper_sets.derived_paths(path):  # listed before they exist, as every copy
+            _remember_owned(path.parent, derived.name)
+    detail = wallpaper_sets.set_on_desktop(name, path, ctx, settings, owned=owned)
     logger.info("wallpaper set", setter=name, path=str(path), detail=detail)
     return name, f"{name}: {detail}"
 
 
 def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run_id: str,
+                    screens: Sequence[tuple[Screen, Path]] = (),
                     runner: Runner = run_command, env: Mapping[str, str] | None = None,
                     which: Callable[[str], str | None] = shutil.which,
                     processes: Callable[[], Collection[str]] = running_processes) -> WallpaperResult:
-    """Copy `image` to a new file in paths.wallpapers_dir, set it on the desktop, prune old ones."""
+    """Copy `image` (and each monitor's picture in `screens`) to new files in paths.wallpapers_dir,
+    set them on the desktop, prune old ones."""
     from ai_wallpaper.core.history import History
 
     image = Path(image)
-    if not image.is_file():
-        raise DesktopError(f"wallpaper image does not exist: {image}")
+    for source in (image, *(p for _, p in screens)):
+        if not Path(source).is_file():
+            raise DesktopError(f"wallpaper image does not exist: {source}")
     target = _unique_target(paths.wallpapers_dir, run_id, image.suffix or ".png")
-    _remember_owned(paths.wallpapers_dir, target.name)  # before the file exists: never an unlisted copy
-    with atomic_path(target) as tmp:
-        shutil.copyfile(image, tmp)
+    written = [target, *wallpaper_sets.member_paths(target, screens)]
+    for path in written:  # listed before the files exist: never an unlisted copy
+        _remember_owned(paths.wallpapers_dir, path.name)
     try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(image, tmp)
+        if len(screens) > 1:
+            wallpaper_sets.write_set(target, screens)
         setter, detail = set_existing_wallpaper(target, settings, runner=runner, env=env, which=which,
                                                 processes=processes)
     except BaseException:
-        target.unlink(missing_ok=True)  # our copy, never shown: do not leave it behind
+        for path in (*written, *wallpaper_sets.derived_paths(target)):
+            path.unlink(missing_ok=True)  # our copies, never shown: do not leave them behind
         raise
     history = History(paths.history_db)
     # After this call `target` is current and the history's current one becomes the previous one.
@@ -122,22 +143,28 @@ def _remember_owned(directory: Path, name: str) -> None:
 
 
 def prune_wallpapers(directory: Path, *, keep: int, protect: set[Path]) -> list[Path]:
-    """Delete our wallpaper copies beyond the newest `keep`, never one in `protect`. Returns the deleted.
+    """Delete our wallpaper sets beyond the newest `keep`, never one holding a file in `protect`.
+    Returns the deleted files.
 
     Only files this program wrote are candidates: named in OWNED_LIST (written before each copy), with
     our naming pattern, and regular files (not links). Anything else in the folder is never touched.
+    A set (desktop/wallpaper_sets.py: the picture, each monitor's, the night one) is kept or deleted whole.
     """
     if not directory.is_dir():
         return []
     owned = _owned_names(directory)
-    ours = sorted((p for p in (directory / n for n in owned) if p.is_file() and not p.is_symlink()),
-                  key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    ours = [p for p in (directory / n for n in owned) if p.is_file() and not p.is_symlink()]
+    groups: dict[str, list[Path]] = {}
+    for path in ours:
+        groups.setdefault(wallpaper_sets.group_key(path.name), []).append(path)
+    newest_first = sorted(groups.values(), key=lambda g: max((p.stat().st_mtime, p.name) for p in g), reverse=True)
     protected = {p.resolve() for p in protect}
     deleted = []
-    for old in ours[keep:]:
-        if old.resolve() not in protected:
-            old.unlink(missing_ok=True)
-            deleted.append(old)
+    for group in newest_first[keep:]:
+        if not any(p.resolve() in protected for p in group):
+            for old in group:
+                old.unlink(missing_ok=True)
+                deleted.append(old)
     gone = {p.name for p in deleted} | {n for n in owned if not (directory / n).exists()}
     if gone:
         atomic.write_text(directory / OWNED_LIST, "".join(f"{n}\n" for n in owned if n not in gone))

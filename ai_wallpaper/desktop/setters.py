@@ -7,7 +7,6 @@ The daemon's final image already has the screen's size, so every mode looks the 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -39,6 +38,9 @@ _WINDOWS_STYLE = {"zoom": ("10", "0"), "fill": ("2", "0"), "scale": ("6", "0"), 
 @dataclass
 class SetterContext:
     mode: str = "zoom"
+    span: bool = False  # the picture spans all monitors (GNOME, Cinnamon, MATE: picture-options spanned)
+    dark: Path | None = None  # the dark-style picture (desktop/night.py); None = leave the dark key alone
+    lock_screen: bool = False  # also set the lock screen's picture where the desktop has one
     command: Sequence[str] = ()
     runner: Runner = run_command
     which: Callable[[str], str | None] = shutil.which
@@ -56,61 +58,6 @@ class SetterContext:
         if self._procs is None:
             self._procs = self.processes()
         return name in self._procs
-
-
-def set_gnome(path: Path, ctx: SetterContext) -> str:
-    uri = path.as_uri()
-    schema = "org.gnome.desktop.background"
-    keys = ctx.run("gsettings", "list-keys", schema).split()
-    ctx.run("gsettings", "set", schema, "picture-uri", uri)
-    # picture-uri-dark exists since GNOME 42; without it the dark style keeps the old picture.
-    if "picture-uri-dark" in keys:
-        ctx.run("gsettings", "set", schema, "picture-uri-dark", uri)
-    ctx.run("gsettings", "set", schema, "picture-options", _GNOME_OPTIONS[ctx.mode])
-    return "gsettings org.gnome.desktop.background picture-uri" + (" + picture-uri-dark" if
-                                                                  "picture-uri-dark" in keys else "")
-
-
-def set_cinnamon(path: Path, ctx: SetterContext) -> str:
-    schema = "org.cinnamon.desktop.background"
-    ctx.run("gsettings", "set", schema, "picture-uri", path.as_uri())
-    ctx.run("gsettings", "set", schema, "picture-options", _GNOME_OPTIONS[ctx.mode])
-    return f"gsettings {schema}"
-
-
-def set_mate(path: Path, ctx: SetterContext) -> str:
-    schema = "org.mate.background"
-    # gsettings first parses a value as GVariant text and only then takes it as a plain string; an
-    # absolute path (leading '/') is never valid GVariant text, so it is stored as written.
-    ctx.run("gsettings", "set", schema, "picture-filename", str(path.absolute()))
-    ctx.run("gsettings", "set", schema, "picture-options", _GNOME_OPTIONS[ctx.mode])
-    return f"gsettings {schema}"
-
-
-def kde_script(path: Path, mode: str) -> str:
-    """Plasma 5/6 scripting: every desktop containment gets the image plugin and our picture."""
-    return (
-        "var ds = desktops();"
-        "for (var i = 0; i < ds.length; i++) {"
-        " var d = ds[i];"
-        ' d.wallpaperPlugin = "org.kde.image";'
-        ' d.currentConfigGroup = ["Wallpaper", "org.kde.image", "General"];'
-        f' d.writeConfig("Image", {json.dumps(path.as_uri())});'
-        f' d.writeConfig("FillMode", {_KDE_FILL[mode]});'
-        "}"
-    )
-
-
-def set_kde(path: Path, ctx: SetterContext) -> str:
-    script = kde_script(path, ctx.mode)
-    for qdbus in ("qdbus6", "qdbus-qt6", "qdbus-qt5", "qdbus"):
-        if ctx.which(qdbus):
-            ctx.run(qdbus, "org.kde.plasmashell", "/PlasmaShell", "org.kde.PlasmaShell.evaluateScript",
-                    script)
-            return f"{qdbus} org.kde.PlasmaShell.evaluateScript"
-    ctx.run("dbus-send", "--session", "--print-reply", "--dest=org.kde.plasmashell", "/PlasmaShell",
-            "org.kde.PlasmaShell.evaluateScript", f"string:{script}")
-    return "dbus-send org.kde.PlasmaShell.evaluateScript"
 
 
 def _xfce_targets(ctx: SetterContext) -> list[str]:
@@ -262,6 +209,8 @@ def set_command(path: Path, ctx: SetterContext) -> str:
     ctx.run(*argv)
     return f"command {argv[0]}"
 
+
+from ai_wallpaper.desktop.setters_gnome_kde import set_cinnamon, set_gnome, set_kde, set_mate  # noqa: E402
 
 SETTERS: dict[str, Callable[[Path, SetterContext], str]] = {
     "gnome": set_gnome,

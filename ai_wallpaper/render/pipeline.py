@@ -22,11 +22,13 @@ from ai_wallpaper.core.progress import PeakMemory, StageProgress
 from ai_wallpaper.render import contact_sheet
 from ai_wallpaper.render.devices import wants_vae_tiling
 from ai_wallpaper.render.feasibility import check_sizes
+from ai_wallpaper.render.final_outputs import stage_final
 from ai_wallpaper.render.model_holder import ModelHolder, describe_models
 from ai_wallpaper.render.quality import enhance_tiles, measure
 from ai_wallpaper.render.run_dir import STAGE_FILES, RunDirectory, png_metadata
 from ai_wallpaper.render.run_record import StageRecord, stage_conditioning
 from ai_wallpaper.render.stages.common import CancelCheck, never_cancel, raise_if_cancelled
+from ai_wallpaper.scene.screen_fit import settings_for_plan
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -88,21 +90,26 @@ class _Runner:
         started = time.monotonic()
         peak = PeakMemory()
         with peak.measure():
-            yield progress
-        progress.finish()
+            try:
+                yield progress
+            finally:
+                progress.finish()  # a failing stage closes its bar too
         seconds = time.monotonic() - started
         self._timing = (seconds, peak.peak_rss, peak.peak_cuda)
         logger.info("stage finished", stage=name, seconds=round(seconds, 2), peak_rss_mb=peak.peak_rss // 2**20)
 
-    def done(self, name: str, image: Image.Image | None, compress: int, **extra: Any) -> None:
+    def done(self, name: str, image: Image.Image | None, compress: int, file: str | None = None,
+             **extra: Any) -> None:
+        """Record a finished stage; `file`: the image was saved already (per-monitor finals)."""
         seconds, rss, cuda = self._timing
-        file, figures = None, None
+        figures = None
         if image is not None and name in ("base", "enhanced"):  # how the VAE ran (models.memory.vae_tiling)
             tiled = wants_vae_tiling(self.settings.models.memory.vae_tiling, image.width * image.height)
             extra["vae"] = "tiled" if tiled else "whole"
         if image is not None:
             text = png_metadata(self.plan, self.settings) if name == "final" else None
-            file = self.run.save_image(name, image, compress_level=compress, text=text).name
+            if file is None:
+                file = self.run.save_image(name, image, compress_level=compress, text=text).name
             self.current = image
             started = time.monotonic()
             enh = self.settings.pipeline.enhance  # its tiles, for the seam score
@@ -245,16 +252,6 @@ class _Runner:
         self.done("enhanced", image, self.settings.output.intermediate_compress_level,
                   enhance=self.run.record.decisions["enhanced"], **stage_conditioning(cfg.prompt, self.plan.loras))
 
-    # 5. downsample ------------------------------------------------------------------------------
-    def stage_final(self) -> None:
-        from ai_wallpaper.render.stages.downsample import DownsampleConfig, run_downsample
-
-        cfg = DownsampleConfig.from_settings(self.settings)
-        source = self.input_image("final")
-        with self.stage("final"):
-            image = run_downsample(source, cfg)
-        self.done("final", image, self.settings.output.final_compress_level)
-
 
 # The stages in run order, each with the step that runs it (STAGE_ORDER names the same five).
 STAGES: tuple[tuple[str, Callable[[_Runner], None]], ...] = (
@@ -262,13 +259,14 @@ STAGES: tuple[tuple[str, Callable[[_Runner], None]], ...] = (
     ("refined", _Runner.stage_refined),
     ("upscaled", _Runner.stage_upscaled),
     ("enhanced", _Runner.stage_enhanced),
-    ("final", _Runner.stage_final),
+    ("final", stage_final),  # 5. downsample, per monitor where the plan has them
 )
 
 
 def run_pipeline(run: RunDirectory, settings: Settings, paths: Paths, opts: PipelineOptions) -> RunResult:
     """Run (or continue) every stage not yet completed in `run`, then return the final image path."""
     started = time.monotonic()
+    settings = settings_for_plan(settings, run.plan)  # the base size the planner chose for the monitors
     runner = _Runner(run, settings, paths, opts)
     # 0. everything checkable without models
     check_sizes(settings, runner.plan)

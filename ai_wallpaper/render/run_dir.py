@@ -20,6 +20,7 @@ from ai_wallpaper.core.errors import ConfigError, RunError
 from ai_wallpaper.render.contact_sheet import CONTACT_SHEET
 from ai_wallpaper.render.run_record import (
     RUN_JSON,
+    SCREEN_FILE,
     STAGE_FILES,
     RunManifest,
     RunStatus,
@@ -128,10 +129,15 @@ class RunDirectory:
 
     # --- images --------------------------------------------------------------------------------
     def stage_path(self, stage: str) -> Path:
+        """The stage's image; a per-monitor final is the first monitor's (render/final_outputs.py)."""
+        entry = self.record.stages.get(stage)
+        if stage == "final" and entry is not None and entry.file and SCREEN_FILE.fullmatch(entry.file):
+            return self.path / entry.file
         return self.path / STAGE_FILES[stage]
 
     def save_image(self, stage: str, image: Image.Image, *, compress_level: int,
-                   text: dict[str, str] | None = None) -> Path:
+                   text: dict[str, str] | None = None, file_name: str | None = None) -> Path:
+        """file_name: a monitor's final (run_record.SCREEN_FILE), instead of the stage's own file."""
         from PIL import PngImagePlugin
 
         info = None
@@ -139,7 +145,9 @@ class RunDirectory:
             info = PngImagePlugin.PngInfo()
             for key, value in text.items():
                 info.add_itxt(key, value)
-        target = self.stage_path(stage)
+        if file_name is not None and not (stage == "final" and SCREEN_FILE.fullmatch(file_name)):
+            raise ValueError(f"not a monitor file name: {file_name!r}")
+        target = self.path / file_name if file_name else self.path / STAGE_FILES[stage]
         atomic.write_with(target, lambda fh: image.save(fh, format="PNG", compress_level=compress_level,
                                                         pnginfo=info))
         return target
@@ -204,8 +212,17 @@ def new_folder_problem(path: Path) -> str | None:
 
 
 # --- which files are ours -----------------------------------------------------------------------
-def our_file_names() -> set[str]:
-    return {RUN_JSON, OWNER_MARKER, BASE_LATENTS, CONTACT_SHEET, *STAGE_FILES.values()}
+class _OurNames:
+    """The names a run folder may hold: the fixed ones and one final image per monitor."""
+
+    fixed = frozenset({RUN_JSON, OWNER_MARKER, BASE_LATENTS, CONTACT_SHEET, *STAGE_FILES.values()})
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self.fixed or bool(SCREEN_FILE.fullmatch(name)))
+
+
+def our_file_names() -> _OurNames:
+    return _OurNames()
 
 
 def is_our_temp_file(name: str) -> bool:

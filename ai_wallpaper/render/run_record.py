@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ai_wallpaper.config.desktop_settings import MAX_MONITORS, MONITOR_NAME
 from ai_wallpaper.config.schema import Source, build, option
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
@@ -43,6 +44,15 @@ STAGE_FILES: dict[str, str] = {
     "final": "05_final_4k.png",
 }
 _MAX_SIDE = 65536
+# One monitor's final image (desktop.layout per-monitor): scene/screen_fit.py's slug, never a path.
+SCREEN_FILE = re.compile(r"05_final_[a-z0-9][a-z0-9-]{0,47}\.png")
+
+
+def screen_file(slug: str) -> str:
+    name = f"05_final_{slug}.png"
+    if not SCREEN_FILE.fullmatch(name) or name == STAGE_FILES["final"]:
+        raise ValueError(f"not a monitor file slug: {slug!r}")
+    return name
 
 
 @dataclass
@@ -64,6 +74,7 @@ class StageRecord:
     vae: Literal["whole", "tiled"] | None = None  # the base and enhanced stages: how the VAE ran
     quality: dict[str, float] | None = None  # render/quality.py figures of the stage's image (enhanced: + seam)
     remote: dict[str, Any] | None = None  # render.backend invokeai: server, queue item, batch, graph sent
+    screens: list[dict[str, Any]] | None = None  # the final stage per monitor: name, width, height, file
 
     def to_json(self) -> dict[str, Any]:
         always = ("status", "seconds", "peak_rss_mb", "peak_cuda_mb", "file")
@@ -215,6 +226,7 @@ def plan_problems(plan: Any) -> list[str]:
         if not (isinstance(size, dict) and set(size) == {"width", "height"}
                 and all(_int_in(size[k], 1, _MAX_SIDE) for k in ("width", "height"))):
             problems.append(f"{key}: must be {{width, height}} in pixels (1..{_MAX_SIDE})")
+    problems.extend(_screen_problems(plan.get("screens", [])))
     loras = plan.get("loras", [])
     if not isinstance(loras, list):
         problems.append("loras: must be a list")
@@ -247,10 +259,34 @@ def stage_problems(stages: Any) -> list[str]:
             continue
         _, entry_problems = build(StageRecord, entry, Source("stage"), (name,))
         problems.extend(f"{p.path}: {p.message}" for p in entry_problems)
-        if entry.get("file") not in (None, STAGE_FILES[name]):
+        if not _own_file_name(name, entry.get("file")):
             # A stage file is always ours, inside the run folder: never a path taken from the record.
             problems.append(f"{name}.file: must be {STAGE_FILES[name]!r} or null, got {entry.get('file')!r}")
+        for i, screen in enumerate(entry.get("screens") or []):
+            if not (isinstance(screen, dict) and _own_file_name("final", screen.get("file"))
+                    and name == "final"):
+                problems.append(f"{name}.screens[{i}]: must name a monitor file like 05_final_dp-1.png")
     return problems
+
+
+def _screen_problems(screens: Any) -> list[str]:
+    if not isinstance(screens, list) or len(screens) > MAX_MONITORS:
+        return [f"screens: must be a list of at most {MAX_MONITORS} monitors"]
+    problems = []
+    for i, screen in enumerate(screens):
+        if not (isinstance(screen, dict) and set(screen) == {"name", "width", "height", "x", "y"}
+                and isinstance(screen["name"], str) and MONITOR_NAME.fullmatch(screen["name"])
+                and all(_int_in(screen[k], 64, 16384) for k in ("width", "height"))
+                and all(_int_in(screen[k], -65536, 65536) for k in ("x", "y"))):
+            problems.append(f"screens[{i}]: must be {{name, width, height, x, y}} with a connector name and "
+                            "sizes of 64..16384 pixels")
+    return problems
+
+
+def _own_file_name(stage: str, file: Any) -> bool:
+    if file is None or file == STAGE_FILES[stage]:
+        return True
+    return stage == "final" and isinstance(file, str) and bool(SCREEN_FILE.fullmatch(file))
 
 
 def _int_in(value: Any, lo: int, hi: int) -> bool:

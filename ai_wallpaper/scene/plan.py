@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ai_wallpaper.config.sample import to_plain
+from ai_wallpaper.config.screens import Screen
 
 WeatherStatus = Literal["live", "stale", "absent", "disabled"]
 
@@ -62,6 +63,9 @@ class Plan:
     # The refiner's prompt: `prompt` without the LoRA trigger words, since SDXL LoRAs do not fit the
     # refiner and a trigger word without its LoRA only adds noise. "" = the same as `prompt`.
     refiner_prompt: str = ""
+    # The monitors the final stage cuts a wallpaper for, each at its own size; () = one final image of
+    # final_size (no monitor known, or desktop.layout: single).
+    screens: tuple[Screen, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         plain: dict[str, Any] = to_plain(self)
@@ -87,4 +91,5 @@ class Plan:
             warnings=tuple(data.get("warnings", ())),
             self_test=bool(data.get("self_test", False)),
             refiner_prompt=str(data.get("refiner_prompt") or ""),
+            screens=tuple(Screen(**s) for s in data.get("screens", ())),
         )

@@ -25,6 +25,7 @@ from typing import Any
 from ai_wallpaper.catalog.builtin import is_builtin
 from ai_wallpaper.catalog.tokenizers import tokenizer_dirs_for
 from ai_wallpaper.config.locations import themes_file
+from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.themes_schema import Theme
 from ai_wallpaper.config.vocabulary import LoraHints
@@ -34,6 +35,7 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.scene import lora_library, lora_selector, prompts
 from ai_wallpaper.scene.mood import build_mood
 from ai_wallpaper.scene.plan import LoraChoice, Plan, Size, ThemeRef
+from ai_wallpaper.scene.screen_fit import fit_base_size, screen_warnings
 from ai_wallpaper.scene.themes import fill_template, load_themes, select_theme
 from ai_wallpaper.scene.weather import WeatherResult, get_weather, resolve_location_cached
 
@@ -51,6 +53,9 @@ class PlanRequest:
     theme: str | None = None
     now: datetime | None = None
     use_weather: bool = True
+    # The monitors to cut wallpapers for (commands/context.py detects them); () = one final image.
+    screens: tuple[Screen, ...] = ()
+    base_size_fixed: bool = False  # the user set pipeline.txt2img.width/height: it wins over the monitors
 
 
 def recent_themes(paths: Paths, n: int) -> tuple[list[str], str | None]:
@@ -118,16 +123,23 @@ def make_plan(paths: Paths, settings: Settings, request: PlanRequest, *, setting
         append=theme.prompt_modifiers.append if theme else [],
         negative_append=theme.negative if theme else [], warnings=warnings)
 
+    # 5. sizes: the base covers every monitor well unless the user fixed it
     t2i = settings.pipeline.txt2img
     factor = settings.output.upscale_factor
+    fit = fit_base_size(request.screens, Size(t2i.width, t2i.height), fixed=request.base_size_fixed)
+    warnings.extend(screen_warnings(request.screens, fit, factor))
+    base = fit.base
+    first = request.screens[0] if request.screens else None  # the monitor that stands for the run
+    final = Size(first.width, first.height) if first else Size(settings.output.width, settings.output.height)
     return Plan(
         prompt=prompt,
         refiner_prompt=refiner_prompt,
         negative_prompt=negative,
         seed=int(seed),
-        base_size=Size(t2i.width, t2i.height),
-        upscaled_size=Size(t2i.width * factor, t2i.height * factor),
-        final_size=Size(settings.output.width, settings.output.height),
+        base_size=base,
+        upscaled_size=Size(base.width * factor, base.height * factor),
+        final_size=final,
+        screens=request.screens,
         models={"base": settings.models.base, "refiner": settings.models.refiner,
                 "upscaler": settings.models.upscaler},
         settings_fingerprint=settings.fingerprint(),

@@ -7,7 +7,9 @@ daemon was killed survives it (own session) and records itself; a new daemon sta
 such an orphan still runs.
 
 Why BackgroundScheduler rather than BlockingScheduler: the main thread stays free for signals
-(SIGTERM/SIGINT stop, SIGUSR1 = run now from `ai-wallpaper next`) and for the state file.
+(SIGTERM/SIGINT stop, SIGUSR1 = run now from `ai-wallpaper next`, where the OS has it), for the state
+file and for systemd (`Type=notify`: READY=1 once the schedule runs, STATUS= with the next run time or
+the running stage and percent, STOPPING=1; service/sd_notify.py).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.progress import describe, read_run_progress
 from ai_wallpaper.render.run_record import new_run_id
 from ai_wallpaper.service.crontab import split_cron, weekday_names
 from ai_wallpaper.service.job_runner import JobRunner, generate_command
 from ai_wallpaper.service.lock import DaemonLock
+from ai_wallpaper.service.sd_notify import Notifier
 
 logger = log.get(__name__)
 JOB_ID = "generate"
@@ -111,7 +115,7 @@ class Daemon:
         self.trigger = build_trigger(self.schedule)  # validates before we take the lock
         self.history = History(paths.history_db)
         self.runner = JobRunner(self.history, generate_command(config_file),
-                                timeout_s=self.schedule.run_timeout_minutes * 60.0)
+                                timeout_s=self.schedule.run_timeout_minutes * 60.0, progress_file=paths.run_progress)
         self.lock = DaemonLock(paths.daemon_lock)
         self._stop = threading.Event()
         self._run_now = threading.Event()
@@ -120,6 +124,7 @@ class Daemon:
         self._current: str | None = None
         self._started_at = datetime.now(self.tz)
         self._scheduler: Any = None
+        self.notifier = Notifier()  # takes NOTIFY_SOCKET out of the environment the children get
 
     # Signal handlers only set flags; the main loop acts on them.
     def _on_stop(self, signum: int, _frame: Any) -> None:
@@ -174,6 +179,15 @@ class Daemon:
             return None
         return missed_run(self.schedule, last.started_at, datetime.now(self.tz))
 
+    def status_line(self) -> str:
+        """What the daemon is doing, in one line: systemd's STATUS=."""
+        if current := self._current:
+            progress = read_run_progress(self.paths.run_progress(current))
+            return f"running {current}: {describe(progress) if progress else 'starting'}"
+        job = self._scheduler.get_job(JOB_ID) if self._scheduler is not None else None
+        next_run = job.next_run_time if job is not None else None
+        return f"idle · next run at {next_run:%Y-%m-%d %H:%M:%S %Z}" if next_run else "idle · no run scheduled"
+
     def write_state(self) -> None:
         job = self._scheduler.get_job(JOB_ID) if self._scheduler is not None else None
         next_run = job.next_run_time if job is not None else None
@@ -194,8 +208,10 @@ class Daemon:
 
         # Handlers first: `next` signals the pid it reads from the lock file, and SIGUSR1's default
         # action would kill a daemon that had published its pid but not yet installed its handler.
+        # (Windows has no SIGUSR1: there `next` says so and the schedule alone starts runs.)
         old_handlers = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        old_handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._on_run_now)
+        if hasattr(signal, "SIGUSR1"):
+            old_handlers[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._on_run_now)
         try:
             self.lock.acquire()
         except BaseException:
@@ -221,19 +237,23 @@ class Daemon:
                 logger.info("a scheduled run was missed; catching up once", missed=missed.isoformat())
                 self._fire_now("catch-up")
             self.write_state()
+            self.notifier.ready(self.status_line())
             while not self._stop.wait(timeout=1.0):
                 if self._run_now.is_set():
                     self._run_now.clear()
                     self._fire_now("next")
+                self.notifier.status(self.status_line())
             self._shutdown()
             return 0
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
             self.lock.release()
+            self.notifier.close()
 
     def _shutdown(self) -> None:
         logger.info("daemon stopping")
+        self.notifier.stopping("stopping" + (f": cancelling {self._current}" if self._current else ""))
         self._scheduler.shutdown(wait=False)  # no new runs; the current one is ours to stop
         self.runner.request_stop("the daemon is stopping")  # the job thread stops the child
         deadline = time.monotonic() + self.runner.stop_grace_s + 10

@@ -10,12 +10,17 @@ when a stop was requested.
 The child runs in its own session: a terminal's Ctrl-C reaches only the parent (the daemon or
 `ai-wallpaper next`), which then stops the child itself, and a parent killed with SIGKILL does not
 take the child with it: the child finishes and records its run (its output pipe then has no reader;
-writes fail with EPIPE, which logging and the CLI swallow).
+writes fail with EPIPE, which logging and the CLI swallow). Where the OS has no process groups
+(Windows) the signals go to the child alone.
+
+The child's output is passed through to ours; when ours is the journal, each line gets the journal
+priority of its level (core/log.py), so the child's warnings and errors are the unit's too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -25,7 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -60,6 +65,13 @@ class RunOutcome:
     status: RunStatus
     returncode: int | None
     error: str | None
+    # The `error: ...` block the child printed itself (already on our stderr), if it printed one.
+    child_message: str | None = None
+
+    @property
+    def error_already_shown(self) -> bool:
+        """The recorded error is one the child printed (so a summary need not repeat it)."""
+        return bool(self.error and self.child_message and self.error in self.child_message)
 
 
 # --- the child's own error message ----------------------------------------------------------------
@@ -113,8 +125,12 @@ class JobRunner:
     """Runs one generation child at a time and makes sure its history row ends final."""
 
     def __init__(self, history: History, command: Sequence[str], *, timeout_s: float,
-                 stop_grace_s: float = CHILD_STOP_GRACE_S) -> None:
+                 stop_grace_s: float = CHILD_STOP_GRACE_S,
+                 progress_file: Callable[[str], Path] | None = None) -> None:
+        """progress_file: where a run publishes its progress (Paths.run_progress); removed after the child,
+        which removes it itself unless it was killed."""
         self.history = history
+        self.progress_file = progress_file
         self.command = list(command)
         self.timeout_s = timeout_s
         self.stop_grace_s = stop_grace_s
@@ -173,6 +189,9 @@ class JobRunner:
         reader.start()
         timed_out, killed = self._wait(proc)
         reader.join(timeout=5)  # a grandchild may hold the pipe open; its output is not the reason
+        if self.progress_file is not None:
+            with contextlib.suppress(OSError):
+                self.progress_file(run_id).unlink(missing_ok=True)
         rc = proc.returncode
         status: FinalStatus
         error: str | None = None
@@ -188,8 +207,11 @@ class JobRunner:
         else:
             status, error = "failed", failure_reason(rc, list(tail))
         outcome = self._settle_row(run_id, trigger, proc.pid, rc, status, error, timed_out=timed_out)
+        outcome = dataclasses.replace(outcome, child_message=reported_error(list(tail)))
+        # An error the child printed is just above in the same output: said once.
         logger.info("run finished", status=outcome.status, returncode=rc,
-                    seconds=round(time.monotonic() - started, 2), error=outcome.error)
+                    seconds=round(time.monotonic() - started, 2),
+                    error="(printed above)" if outcome.error_already_shown else outcome.error)
         return outcome
 
     def _wait(self, proc: subprocess.Popen[bytes]) -> tuple[bool, str | None]:
@@ -210,7 +232,7 @@ class JobRunner:
                 timed_out = not self.stopping.is_set()
                 if timed_out:
                     logger.error("run timed out; stopping it", timeout_s=self.timeout_s)
-                _signal_group(proc.pid, signal.SIGTERM)
+                _stop_child(proc, kill=False)
                 term_sent = now
             elif term_sent is not None and not killed and (
                     self._kill_now.is_set() or now - term_sent >= self.stop_grace_s):
@@ -219,7 +241,7 @@ class JobRunner:
                 else:
                     killed = f"the generation did not stop within {self.stop_grace_s:.0f} s and was killed (SIGKILL)"
                 logger.warning("killing the generation", why=killed)
-                _signal_group(proc.pid, signal.SIGKILL)
+                _stop_child(proc, kill=True)
 
     def _settle_row(self, run_id: str, trigger: str, pid: int, rc: int | None, status: FinalStatus,
                     error: str | None, *, timed_out: bool) -> RunOutcome:
@@ -235,20 +257,42 @@ class JobRunner:
         return RunOutcome(run_id, record.status, rc, record.error)
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def _stop_child(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
+    """SIGTERM (or SIGKILL) to the child's process group: its own helpers stop with it."""
+    killpg = getattr(os, "killpg", None)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        if killpg is not None:
+            killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        elif kill:
+            proc.kill()
+        else:
+            proc.terminate()
+
+
+class _JournalPriorities:
+    """The journal prefix for each relayed line; an `error:` block's indented lines share its priority."""
+
+    def __init__(self) -> None:
+        self.block: int | None = None
+
+    def __call__(self, line: str) -> bytes:
+        continued = bool(line[:1].isspace()) and self.block is not None
+        priority = self.block if continued else log.line_priority(line)
+        self.block = priority if continued or line.startswith("error: ") else None
+        return f"<{priority}>".encode() if priority is not None else b""
 
 
 def _pump(stream: IO[bytes], tail: deque[str]) -> None:
     """Pass the child's output through to ours (journald) and keep the last lines for the error.
     If our own stderr fails, keep draining: a child blocked on a full pipe would never finish."""
     out: IO[bytes] | None = getattr(sys.stderr, "buffer", None)
+    prefix = _JournalPriorities() if log.journal_stream(sys.stderr) else None
     for raw in stream:
+        line = raw.decode("utf-8", errors="replace").rstrip()
         if out is not None:
             try:
-                out.write(raw)
+                out.write((prefix(line) if prefix is not None else b"") + raw)
                 out.flush()
             except (OSError, ValueError):
                 out = None
-        tail.append(raw.decode("utf-8", errors="replace").rstrip())
+        tail.append(line)

@@ -81,8 +81,11 @@ StartLimitIntervalSec=600
 StartLimitBurst=5
 
 [Service]
-# The daemon runs in the foreground; systemd watches the process it started.
-Type=exec
+# The daemon runs in the foreground and tells systemd when its schedule runs (READY=1) and what it is
+# doing (STATUS=: the next run time, or the running stage and percent, in `systemctl --user status`).
+Type=notify
+# Only the daemon itself may notify; it relays its generation child's progress.
+NotifyAccess=main
 # The scheduler; each generation runs in a fresh child process (GPU memory freed between runs).
 ExecStart={exec_start} daemon{config}
 # Restart after a crash, not after `systemctl --user stop`.

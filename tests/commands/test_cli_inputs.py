@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ai_wallpaper.cli import main
-from ai_wallpaper.config.settings import DesktopSetter
+from ai_wallpaper.config.desktop_settings import DesktopSetter
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop.setters import SETTERS

@@ -20,6 +20,7 @@ def test_the_gallery_embeds_every_run_and_escapes_what_files_say(paths_with_mode
     history = History(paths_with_models.history_db)
     history.start_run("20261207-000000-badbad", trigger="schedule", plan={"prompt": "</div><b>x"}, run_dir=None)
     history.finish_run("20261207-000000-badbad", status="failed", error="CUDA out of memory <oops>")
+    history.record_skipped("20261207-000001-5c1bbe", trigger="schedule", reason="on battery (38%)")
     page_file = tmp_path / "gallery.html"
     assert main(["history", "gallery", "--config", str(cfg), "--output", str(page_file)]) == 0
     page = page_file.read_text(encoding="utf-8")
@@ -31,6 +32,7 @@ def test_the_gallery_embeds_every_run_and_escapes_what_files_say(paths_with_mode
     assert "(image gone)" in page  # the failed run has none
     assert not re.search(r'src="(?!data:)', page)  # nothing fetched from anywhere
     assert "default-src 'none'" in page
+    assert "on battery" not in page and "(1 skipped ticks not shown)" in page  # a skip made no picture
 
 
 def html_escaped(text: str) -> str:

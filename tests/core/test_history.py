@@ -166,7 +166,7 @@ def test_history_favorite_previous_commands(paths: Paths, tmp_path: Path) -> Non
     table = _cli("history").stdout.splitlines()
     assert [line.split()[0] for line in table[1:]] == ["run-2", "run-1", "run-0"]
     assert "CUDA out of memory" in table[2] and "more" not in table[2] and "city" in table[1]
-    assert json.loads(_cli("history", "--json", "-n", "1").stdout)["run_id"] == "run-2"
+    assert [r["run_id"] for r in json.loads(_cli("history", "--json", "-n", "1").stdout)["runs"]] == ["run-2"]
 
     assert _cli("favorite").returncode == 0  # default: the last successful run
     assert history.get("run-2").favorite  # type: ignore[union-attr]

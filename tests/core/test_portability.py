@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,67 @@ def test_the_cli_starts_and_plans_without_posix_only_modules(paths: object, tmp_
     helped = subprocess.run([sys.executable, "-c", blocked + "from ai_wallpaper.cli import main\nmain(['--help'])"],
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and "ai-wallpaper" in helped.stdout
+
+
+# --- the daemon and its service modules where POSIX-only names are missing -------------------------
+# What Windows (and for AF_UNIX, older Windows Pythons) lacks of the names the service code could reach.
+# psutil's Linux backend (Windows has its own) is imported before they go.
+NAMES_GONE = "import os, signal, socket, sys, psutil\ndel signal.SIGUSR1, os.killpg, socket.AF_UNIX\n"
+NO_POSIX = NAMES_GONE + "for m in ('fcntl', 'termios'): sys.modules[m] = None\n"
+
+
+def test_the_service_modules_import_and_stop_a_child_without_posix_names(paths: object, tmp_path: Path) -> None:
+    script = NO_POSIX + textwrap.dedent("""
+        import json, subprocess, sys, threading, time
+        from pathlib import Path
+        from ai_wallpaper.cli import build_parser
+        from ai_wallpaper.commands import daemon_cmd, status_cmd, service_cmd
+        from ai_wallpaper.core.history import History
+        from ai_wallpaper.core.paths import Paths
+        from ai_wallpaper.service import daemon, job_runner, lock, systemd_units
+        from ai_wallpaper.service.sd_notify import Notifier
+
+        assert not Notifier("@ai-wallpaper").enabled and not Notifier("").notify("READY=1")
+        build_parser().format_help()
+        # the runner stops a hanging child without process groups: terminate(), then kill()
+        runner = job_runner.JobRunner(History(Paths.from_env().history_db),
+                                      [sys.executable, "-c", "import time; time.sleep(60)"], timeout_s=60,
+                                      stop_grace_s=5)
+        threading.Timer(1.0, runner.request_stop, args=("test stop",)).start()
+        started = time.monotonic()
+        outcome = runner.run("next", "run-portable")
+        print(json.dumps({"status": outcome.status, "error": outcome.error,
+                          "seconds": time.monotonic() - started}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["status"] == "cancelled" and result["error"] == "cancelled: test stop"
+    assert result["seconds"] < 5  # SIGTERM reached it: the grace period did not run out
+
+
+def test_the_daemon_runs_without_sigusr1_and_next_says_so(paths: object, tmp_path: Path) -> None:
+    from tests.service.test_daemon import JOB_SWAP, wait_for
+
+    config = tmp_path / "settings.yaml"
+    config.write_text("schedule: {cron: '0 7 * * *', timezone: UTC, catch_up: false}\n")
+    state = tmp_path / "xdg" / "state" / "daemon.json"
+    # The lock needs fcntl here (msvcrt on Windows): only the names are taken away.
+    start = NAMES_GONE + (f"import runpy\nsys.argv = [{str(JOB_SWAP)!r}, '', '', 'daemon', '--config', "
+                        f"{str(config)!r}]\nrunpy.run_path({str(JOB_SWAP)!r}, run_name='__main__')\n")
+    daemon = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        wait_for(lambda: state.exists() and json.loads(state.read_text())["pid"] == daemon.pid, 30, "the daemon")
+        ask = NAMES_GONE + (
+            "from ai_wallpaper.cli import main\n"
+            f"raise SystemExit(main(['next', '--config', {str(config)!r}]))\n")
+        proc = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        assert f"asking the running daemon (pid {daemon.pid}) for a run needs SIGUSR1" in proc.stderr
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert json.loads(state.read_text())["status"] == "stopped"

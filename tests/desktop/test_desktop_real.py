@@ -48,13 +48,25 @@ def test_gnome_gsettings_keyfile(image: Path, paths: Paths, tmp_path: Path,
                               capture_output=True, text=True, check=True).stdout.strip()
 
     uri = result.path.as_uri()
-    assert get("picture-uri") == f"'{uri}'" and get("picture-uri-dark") == f"'{uri}'"
+    night = result.path.with_name(result.path.stem + "--night.png")  # desktop.dark: night (the default)
+    assert get("picture-uri") == f"'{uri}'" and get("picture-uri-dark") == f"'{night.as_uri()}'"
+    with Image.open(night) as dark, Image.open(image) as light:
+        assert dark.size == light.size
+        assert sum(dark.convert("L").tobytes()) < 0.6 * sum(light.convert("L").tobytes())
     assert get("picture-options") == "'zoom'"
     keyfile = (config_home / "glib-2.0" / "settings" / "keyfile").read_text()
     assert f"picture-uri='{uri}'" in keyfile
-    second = apply_wallpaper(image, DesktopSettings(mode="scale"), paths, run_id="g2")
+    second = apply_wallpaper(image, DesktopSettings(mode="scale", dark="same", lock_screen=True), paths,
+                             run_id="g2")
     assert second.path != result.path and get("picture-uri") == f"'{second.path.as_uri()}'"
+    assert get("picture-uri-dark") == f"'{second.path.as_uri()}'"
     assert get("picture-options") == "'scaled'"
+    lock = subprocess.run(["gsettings", "get", "org.gnome.desktop.screensaver", "picture-uri"], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert lock == f"'{second.path.as_uri()}'"
+    third = apply_wallpaper(image, DesktopSettings(dark="off"), paths, run_id="g3")
+    assert get("picture-uri") == f"'{third.path.as_uri()}'"
+    assert get("picture-uri-dark") == f"'{second.path.as_uri()}'"  # off: the dark key is left alone
 
 
 def _read_xwd(data: bytes) -> Image.Image:

@@ -17,7 +17,8 @@ from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop import OWNED_LIST, CommandResult, apply_wallpaper, run_command, set_existing_wallpaper
-from ai_wallpaper.desktop.setters import MACOS_SCRIPT, kde_script, windows_script
+from ai_wallpaper.desktop.setters import MACOS_SCRIPT, windows_script
+from ai_wallpaper.desktop.setters_gnome_kde import kde_script
 
 IMG = Path("/walls/wallpaper-1 a.png")
 

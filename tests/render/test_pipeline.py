@@ -243,6 +243,7 @@ def test_every_stage_records_its_quality_and_save_stages_writes_a_contact_sheet(
     # the plain list still works beside it, and so does --json for one run
     assert main(["history", "-n", "5"]) == 0 and run_id in capsys.readouterr().out
     assert main(["history", "show", run_id, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["stages"]["enhanced"]["quality"] == stages["enhanced"]["quality"]
+    shown = json.loads(capsys.readouterr().out)["runs"]
+    assert len(shown) == 1 and shown[0]["stages"]["enhanced"]["quality"] == stages["enhanced"]["quality"]
     assert main(["history", "show", "20000101-000000-abcdef"]) == 1
     assert "no run '20000101-000000-abcdef' in the history" in capsys.readouterr().err

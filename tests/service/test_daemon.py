@@ -366,4 +366,4 @@ def test_a_failed_child_s_own_error_message_is_recorded_and_shown(daemons: Calla
     assert row.split()[3:5] == ["next", "failed"] and row.endswith("something human")
     as_json = subprocess.run([*cli, "history", "--json", "--config", str(d.config)], capture_output=True,
                              text=True, check=True).stdout
-    assert json.loads(as_json.splitlines()[0])["error"] == failed.error
+    assert json.loads(as_json)["runs"][0]["error"] == failed.error
