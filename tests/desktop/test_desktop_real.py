@@ -3,6 +3,7 @@ read back from the settings store and from the X root window. scripts/system-dep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
@@ -88,12 +89,10 @@ def _read_xwd(data: bytes) -> Image.Image:
     return img
 
 
-@pytest.fixture
-def xvfb() -> Iterator[str]:
-    _require("Xvfb", "xwd", "feh")
-    display = f":{90 + os.getpid() % 400}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "160x100x24", "-nolisten", "tcp",
-                             "-noreset"],
+@contextlib.contextmanager
+def running_xvfb(display: str, size: str) -> Iterator[str]:
+    """A real Xvfb on `display` with one screen of `size` (WxH), stopped afterwards."""
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{size}x24", "-nolisten", "tcp", "-noreset"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
     deadline = time.monotonic() + 10
@@ -105,6 +104,13 @@ def xvfb() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def xvfb() -> Iterator[str]:
+    _require("Xvfb", "xwd", "feh")
+    with running_xvfb(f":{90 + os.getpid() % 400}", "160x100") as display:
+        yield display
 
 
 def test_feh_on_xvfb_root_window(image: Path, paths: Paths, xvfb: str,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ai_wallpaper.desktop.monitors import (
 )
 from ai_wallpaper.desktop.night import night_variant
 from ai_wallpaper.desktop.wallpaper_sets import read_set
-from tests.desktop.test_desktop_real import _read_xwd, _require
+from tests.desktop.test_desktop_real import _read_xwd, _require, running_xvfb
 from tests.desktop.test_desktop_setters import Recorder
 
 XRANDR = """Monitors: 2
@@ -83,26 +82,15 @@ def test_configured_monitors_win_and_are_validated() -> None:
 @pytest.fixture
 def two_monitor_xvfb() -> Iterator[str]:
     _require("Xvfb", "xwd", "feh", "xrandr")
-    display = f":{500 + os.getpid() % 400}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "300x100x24", "-nolisten", "tcp", "-noreset"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
-    deadline = time.monotonic() + 10
-    while not socket.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert socket.exists(), "Xvfb did not start"
-    env = {**os.environ, "DISPLAY": display}
-    try:
+    with running_xvfb(f":{500 + os.getpid() % 400}", "300x100") as display:
+        env = {**os.environ, "DISPLAY": display}
         # The output's own monitor becomes LEFT; RIGHT is a second RandR 1.5 monitor, which Xinerama
         # clients (feh) see as a second head.
-        subprocess.run(["xrandr", "--setmonitor", "LEFT", "200/200x100/100+0+0", "screen"], env=env, check=True,
-                       capture_output=True)
-        subprocess.run(["xrandr", "--setmonitor", "RIGHT", "100/100x100/100+200+0", "none"], env=env, check=True,
-                       capture_output=True)
+        for name, geometry, output in (("LEFT", "200/200x100/100+0+0", "screen"),
+                                       ("RIGHT", "100/100x100/100+200+0", "none")):
+            subprocess.run(["xrandr", "--setmonitor", name, geometry, output], env=env, check=True,
+                           capture_output=True)
         yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_feh_paints_each_randr_monitor_its_own_picture(two_monitor_xvfb: str, paths: Paths, tmp_path: Path,
