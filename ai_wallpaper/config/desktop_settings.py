@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from ai_wallpaper.config.schema import KeyPath, option
+from ai_wallpaper.config.screens import MAX_MONITORS, MAX_OFFSET, MAX_SIDE, MIN_SIDE, MONITOR_NAME
 
 Check = list[tuple[KeyPath, str] | tuple[KeyPath, str, str]]
 # desktop/setters.py has one setter for each name here except auto and none (a test keeps them equal).
 DesktopSetter = Literal["auto", "none", "gnome", "kde", "xfce", "cinnamon", "mate", "lxqt", "lxde", "sway",
                         "hyprland", "swww", "feh", "xwallpaper", "macos", "windows", "command"]
-# A monitor name reaches setter commands (sway's command parser, hyprctl's "NAME,PATH", xfconf property
-# paths): connector names only, never quoting, spaces, commas or shell characters.
-MONITOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-MAX_MONITORS = 16
 
 
 @dataclass(frozen=True)
@@ -23,10 +19,10 @@ class MonitorSettings:
     name: str = option("", "The connector name as the desktop reports it (xrandr --listmonitors, swaymsg -t "
                            "get_outputs, hyprctl monitors), e.g. DP-1.")
     width: int = option(1920, "Native width in pixels, as shown (a portrait monitor is taller than wide).",
-                        min=64, max=16384)
-    height: int = option(1080, "Native height in pixels, as shown.", min=64, max=16384)
-    x: int = option(0, "Left edge on the desktop, in pixels (for a spanning image).", min=-65536, max=65536)
-    y: int = option(0, "Top edge on the desktop, in pixels.", min=-65536, max=65536)
+                        min=MIN_SIDE, max=MAX_SIDE)
+    height: int = option(1080, "Native height in pixels, as shown.", min=MIN_SIDE, max=MAX_SIDE)
+    x: int = option(0, "Left edge on the desktop, in pixels (for a spanning image).", min=-MAX_OFFSET, max=MAX_OFFSET)
+    y: int = option(0, "Top edge on the desktop, in pixels.", min=-MAX_OFFSET, max=MAX_OFFSET)
 
     def check(self) -> Check:
         if MONITOR_NAME.fullmatch(self.name):

@@ -15,23 +15,18 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ai_wallpaper.config.desktop_settings import MAX_MONITORS, MONITOR_NAME, DesktopSettings
-from ai_wallpaper.config.screens import Screen
+from ai_wallpaper.config.desktop_settings import DesktopSettings
+from ai_wallpaper.config.screens import MAX_MONITORS, Screen, screen_problem
 from ai_wallpaper.core import log
 from ai_wallpaper.desktop.runner import Runner, run_command
 
 logger = log.get(__name__)
 _XRANDR = re.compile(r"^\s*\d+:\s+([+*]*)(\S+)\s+(\d+)/\d+x(\d+)/\d+([+-]\d+)([+-]\d+)")
-_MIN, _MAX, _POS = 64, 16384, 65536  # output.width/height bounds
 
 
 def _screen(name: Any, width: Any, height: Any, x: Any = 0, y: Any = 0) -> Screen | None:
-    ints = (width, height, x, y)
-    if not (isinstance(name, str) and MONITOR_NAME.fullmatch(name)
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in ints)
-            and _MIN <= width <= _MAX and _MIN <= height <= _MAX and abs(x) <= _POS and abs(y) <= _POS):
-        logger.warning("monitor left out: odd name or size in the desktop's answer", name=str(name)[:80],
-                       size=f"{str(width)[:8]}x{str(height)[:8]}")
+    if problem := screen_problem(name, width, height, x, y):
+        logger.warning("monitor left out of the desktop's answer", name=str(name)[:80], problem=problem)
         return None
     return Screen(name, width, height, x, y)
 

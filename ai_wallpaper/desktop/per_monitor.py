@@ -2,7 +2,7 @@
 those that take one picture across all of them.
 
 Each setter gets [(screen, image)] in the plan's order and builds exact argv lists like
-desktop/setters.py. Monitor names reached here through config/desktop_settings.py's MONITOR_NAME
+desktop/setters.py. Monitor names reached here through config/screens.py's MONITOR_NAME
 (letters, digits, '.', '_', '-'), so they need no quoting in sway commands, hyprctl's "NAME,PATH"
 or xfconf property paths; the paths are spelled by desktop/quoting.py as for one image.
 """

@@ -2,7 +2,7 @@
 
 Each monitor gets its own cover-crop of the whole master (render/stages/downsample.py: one Lanczos
 pass, never stretched), so a portrait monitor shows an upright slice of the same picture and an
-ultrawide one a wide band. Files are `05_final_<slug>.png` (scene/screen_fit.py's slugs); the first
+ultrawide one a wide band. Files are `05_final_<slug>.png` (config/screens.py's slugs); the first
 monitor's stands for the run (history, `--resume`, notifications).
 """
 

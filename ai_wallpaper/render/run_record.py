@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from ai_wallpaper.config.desktop_settings import MAX_MONITORS, MONITOR_NAME
 from ai_wallpaper.config.schema import Source, build, option
+from ai_wallpaper.config.screens import MAX_MONITORS, screen_problem
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
@@ -44,7 +44,7 @@ STAGE_FILES: dict[str, str] = {
     "final": "05_final_4k.png",
 }
 _MAX_SIDE = 65536
-# One monitor's final image (desktop.layout per-monitor): scene/screen_fit.py's slug, never a path.
+# One monitor's final image (desktop.layout per-monitor): config/screens.py's slug, never a path.
 SCREEN_FILE = re.compile(r"05_final_[a-z0-9][a-z0-9-]{0,47}\.png")
 
 
@@ -274,12 +274,10 @@ def _screen_problems(screens: Any) -> list[str]:
         return [f"screens: must be a list of at most {MAX_MONITORS} monitors"]
     problems = []
     for i, screen in enumerate(screens):
-        if not (isinstance(screen, dict) and set(screen) == {"name", "width", "height", "x", "y"}
-                and isinstance(screen["name"], str) and MONITOR_NAME.fullmatch(screen["name"])
-                and all(_int_in(screen[k], 64, 16384) for k in ("width", "height"))
-                and all(_int_in(screen[k], -65536, 65536) for k in ("x", "y"))):
-            problems.append(f"screens[{i}]: must be {{name, width, height, x, y}} with a connector name and "
-                            "sizes of 64..16384 pixels")
+        if not (isinstance(screen, dict) and set(screen) == {"name", "width", "height", "x", "y"}):
+            problems.append(f"screens[{i}]: must be {{name, width, height, x, y}}")
+        elif problem := screen_problem(**screen):
+            problems.append(f"screens[{i}]: {problem}")
     return problems
 
 
