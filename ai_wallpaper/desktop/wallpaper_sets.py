@@ -13,20 +13,21 @@ names of this set, in this folder, are used.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ai_wallpaper.config.desktop_settings import MAX_MONITORS, MONITOR_NAME, DesktopSettings
-from ai_wallpaper.config.screens import Screen, screen_slugs
+from ai_wallpaper.config.desktop_settings import DesktopSettings
+from ai_wallpaper.config.screens import MAX_MONITORS, Screen, screen_problem, screen_slugs
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.atomic import atomic_path
+from ai_wallpaper.core.small_files import read_small_json
 from ai_wallpaper.desktop.per_monitor import PER_MONITOR, SPANNING, compose_span
 from ai_wallpaper.desktop.setters import SETTERS, SetterContext
 
 logger = log.get(__name__)
 SET_SUFFIX = ".screens.json"
+_MAX_SET_BYTES = 64 * 1024  # MAX_MONITORS entries take about 2 KiB
 
 
 def group_key(name: str) -> str:
@@ -70,20 +71,20 @@ def write_set(target: Path, screens: Sequence[tuple[Screen, Path]]) -> None:
 def read_set(target: Path) -> list[tuple[Screen, Path]]:
     """The monitors' pictures of `target`'s set; [] for a single picture or a set file that is not ours."""
     file = target.with_name(_stem(target) + SET_SUFFIX)
-    if not file.is_file():
-        return []
     try:
-        data: Any = json.loads(file.read_text(encoding="utf-8")[:1_000_000])
+        data: Any = read_small_json(file, _MAX_SET_BYTES)
+        if data is None:
+            return []
         entries = data["screens"]
         placed = []
         for e in entries[:MAX_MONITORS]:
             name, member = e["name"], e["file"]
-            if not (isinstance(name, str) and MONITOR_NAME.fullmatch(name) and isinstance(member, str)
-                    and group_key(member) == group_key(target.name) and "/" not in member and "\\" not in member):
-                raise ValueError(f"odd entry {str(e)[:120]}")
             values = [e[k] for k in ("width", "height", "x", "y")]
-            if not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) <= 65536 for v in values):
-                raise ValueError(f"odd size in {str(e)[:120]}")
+            if problem := screen_problem(name, *values):
+                raise ValueError(f"odd monitor: {problem}")
+            if not (isinstance(member, str) and group_key(member) == group_key(target.name)
+                    and "/" not in member and "\\" not in member):
+                raise ValueError(f"{str(member)[:120]!r} is not a file of this set")
             path = target.with_name(member)
             if not path.is_file() or path.is_symlink():
                 raise ValueError(f"{member} is missing")
@@ -99,10 +100,12 @@ def read_set(target: Path) -> list[tuple[Screen, Path]]:
 DARK_STYLE = frozenset({"gnome"})
 
 
-def _night(setter: str, picture: Path, settings: DesktopSettings, owned: bool) -> Path | None:
+def _night(setter: str, target: Path, picture: Path, settings: DesktopSettings, owned: bool) -> Path | None:
+    """The dark-style picture for `picture` (the set's picture or its spanning canvas): the set's own
+    `--night.png`, which desktop/__init__.py listed as ours before it is written."""
     if settings.dark == "off" or setter not in DARK_STYLE:
         return None
-    night = derived_paths(picture)[1]
+    night = derived_paths(target)[1]
     if settings.dark == "same" or not owned:
         return picture  # never write next to a file that is not ours
     if not night.is_file():
@@ -125,7 +128,7 @@ def set_on_desktop(setter: str, target: Path, ctx: SetterContext, settings: Desk
     placed = read_set(target) if owned else []
     picture = target
     if len(placed) > 1 and setter in PER_MONITOR:
-        ctx.dark = _night(setter, target, settings, owned)
+        ctx.dark = _night(setter, target, target, settings, owned)
         return PER_MONITOR[setter](placed, ctx)
     if len(placed) > 1 and setter in SPANNING:
         picture = derived_paths(target)[0]
@@ -137,5 +140,5 @@ def set_on_desktop(setter: str, target: Path, ctx: SetterContext, settings: Desk
         picture = max(placed, key=lambda item: item[0].width * item[0].height)[1]
         logger.info("this desktop takes one picture for all monitors: showing the largest monitor's",
                     setter=setter, picture=picture.name)
-    ctx.dark = _night(setter, picture, settings, owned)
+    ctx.dark = _night(setter, target, picture, settings, owned)
     return SETTERS[setter](picture, ctx)

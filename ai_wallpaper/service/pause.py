@@ -12,10 +12,7 @@ stops the schedule nor raises. `pause` overwrites it and `resume` removes it.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.errors import WallpaperError
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.small_files import read_small_json
 
 logger = log.get(__name__)
 MAX_PAUSE = timedelta(days=365)
@@ -69,26 +67,6 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
-def _read_small_file(path: Path) -> bytes | None:
-    """The file's bytes; None if there is none. OSError/ValueError for anything that is not a small
-    regular file (a symlink, a FIFO that would block, a device, a huge file)."""
-    try:
-        # No O_NOFOLLOW/O_NONBLOCK on Windows (no FIFOs there; a link is then followed).
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = os.read(fd, _MAX_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_FILE_BYTES:
-        raise ValueError(f"larger than {_MAX_FILE_BYTES} bytes")
-    return data
-
-
 def _time(value: object, key: str) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError(f"{key!r} is not a time")
@@ -101,10 +79,9 @@ def _time(value: object, key: str) -> datetime:
 def load_pause(path: Path) -> tuple[PauseState | None, str | None]:
     """(the recorded pause, active or not; None if there is none or it is unreadable, why it is)."""
     try:
-        data = _read_small_file(path)
-        if data is None:
+        record = read_small_json(path, _MAX_FILE_BYTES)
+        if record is None:
             return None, None
-        record = json.loads(data.decode("utf-8"))
         if not isinstance(record, dict) or record.get("version") != FORMAT_VERSION:
             raise ValueError(f"not a version-{FORMAT_VERSION} pause record")
         since = _time(record.get("since"), "since")

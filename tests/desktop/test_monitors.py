@@ -157,3 +157,40 @@ def test_the_night_picture_is_darker_and_bluer() -> None:
     night = night_variant(day).getpixel((0, 0))
     assert isinstance(night, tuple) and sum(night) < 0.5 * sum((180, 170, 120))
     assert night[2] / night[0] > 120 / 180  # blue gained on red
+
+
+def test_a_spanned_gnome_set_gets_its_own_listed_night_picture_pruned_with_it(paths: Paths, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (64, 64), (200, 180, 120)).save(a)
+    Image.new("RGB", (64, 64), (120, 180, 200)).save(b)
+    screens = [(Screen("DP-1", 64, 64), a), (Screen("DP-2", 64, 64, 64, 0), b)]
+    keys = "picture-options picture-uri picture-uri-dark"
+    made = []
+    for i in range(2):
+        rec = Recorder({("gsettings", "list-keys"): keys})
+        made.append(apply_wallpaper(a, DesktopSettings(setter="gnome", keep=1), paths, run_id=f"s{i}",
+                                    screens=screens, runner=rec, env={}).path)
+        span, night = (made[-1].with_name(f"{made[-1].stem}--{what}.png") for what in ("span", "night"))
+        assert ["gsettings", "set", "org.gnome.desktop.background", "picture-uri", span.as_uri()] in rec.calls
+        assert ["gsettings", "set", "org.gnome.desktop.background", "picture-uri-dark", night.as_uri()] in rec.calls
+        with Image.open(night) as img:
+            assert img.size == (128, 64)  # the night version of the spanning canvas
+        for member in made[-1].parent.glob(made[-1].stem + "*"):
+            os.utime(member, (1000 + i, 1000 + i))
+    listed = (paths.wallpapers_dir / OWNED_LIST).read_text().split()
+    left = sorted(p.name for p in paths.wallpapers_dir.iterdir() if p.name != OWNED_LIST)
+    assert all(n.startswith(made[1].stem) for n in left) and set(left) <= set(listed)  # s0's set went whole
+
+
+@pytest.mark.parametrize("content", [b"[" * 4000, b"{" + b" " * 70_000 + b"}", b"\xff\xfe"])
+def test_a_broken_set_file_shows_the_one_picture(paths: Paths, tmp_path: Path, content: bytes) -> None:
+    a = tmp_path / "a.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(a)
+    screens = [(Screen("DP-1", 64, 64), a), (Screen("DP-2", 64, 64, 64, 0), a)]
+    made = apply_wallpaper(a, DesktopSettings(setter="feh"), paths, run_id="b1", screens=screens,
+                           runner=Recorder(), env={}).path
+    made.with_name(made.stem + ".screens.json").write_bytes(content)
+    assert read_set(made) == []
+    rec = Recorder()
+    set_existing_wallpaper(made, DesktopSettings(setter="feh"), runner=rec, env={})
+    assert rec.calls == [["feh", "--no-fehbg", "--bg-fill", str(made)]]

@@ -83,6 +83,7 @@ def test_pause_resume_and_expiry(paths: Paths) -> None:
      "not within 365 days"),
     (b'{"version": 1, "since": "2026-12-07T16:00:00+00:00", "until": "' + b"9" * 5000 + b'"}', "larger than"),
     (b"[" * 100_000, "larger than"),
+    (b"[" * 4000, "nested too deeply"),  # within the size limit, past the JSON parser's recursion
 ])
 def test_a_damaged_pause_file_is_not_a_pause(paths: Paths, content: bytes, problem: str,
                                              caplog: pytest.LogCaptureFixture) -> None:
