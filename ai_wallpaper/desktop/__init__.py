@@ -24,7 +24,8 @@ from ai_wallpaper.core.paths import Paths
 from ai_wallpaper.desktop import wallpaper_sets
 from ai_wallpaper.desktop.detect import detect_desktop, running_processes
 from ai_wallpaper.desktop.runner import CommandResult, Runner, run_command
-from ai_wallpaper.desktop.setters import SETTERS, SetterContext
+from ai_wallpaper.desktop.setter_context import SetterContext
+from ai_wallpaper.desktop.setters import SETTERS
 
 __all__ = ["SETTERS", "CommandResult", "Runner", "WallpaperResult", "apply_wallpaper", "detect_desktop",
            "prune_wallpapers", "run_command", "set_existing_wallpaper"]
@@ -55,12 +56,6 @@ def _unique_target(directory: Path, run_id: str, suffix: str) -> Path:
     return target
 
 
-def _setter_context(settings: DesktopSettings, runner: Runner, which: Callable[[str], str | None],
-                    processes: Callable[[], Collection[str]], env: Mapping[str, str] | None) -> SetterContext:
-    return SetterContext(mode=settings.mode, command=settings.command, runner=runner, which=which,
-                         processes=processes, env=env, lock_screen=settings.lock_screen)
-
-
 def set_existing_wallpaper(path: Path, settings: DesktopSettings, *, runner: Runner = run_command,
                            env: Mapping[str, str] | None = None,
                            which: Callable[[str], str | None] = shutil.which,
@@ -81,12 +76,12 @@ def set_existing_wallpaper(path: Path, settings: DesktopSettings, *, runner: Run
     if setter is None or name is None:
         raise DesktopError(f"unknown desktop.setter {name!r}",
                            hint=f"one of: auto, none, {', '.join(SETTERS)}")
-    ctx = _setter_context(settings, runner, which, processes, env)
+    ctx = SetterContext(mode=settings.mode, command=settings.command, runner=runner, which=which,
+                        processes=processes, env=env, lock_screen=settings.lock_screen)
     path = Path(path)
     owned = path.name in _owned_names(path.parent)  # our copy: its set's files may be read and written
-    if owned:
-        for derived in wallpaper_sets.derived_paths(path):  # listed before they exist, as every copy
-            _remember_owned(path.parent, derived.name)
+    if owned:  # the files showing it may make, listed before they exist as every copy
+        _remember_owned(path.parent, *(derived.name for derived in wallpaper_sets.derived_paths(path)))
     detail = wallpaper_sets.set_on_desktop(name, path, ctx, settings, owned=owned)
     logger.info("wallpaper set", setter=name, path=str(path), detail=detail)
     return name, f"{name}: {detail}"
@@ -107,8 +102,7 @@ def apply_wallpaper(image: Path, settings: DesktopSettings, paths: Paths, *, run
             raise DesktopError(f"wallpaper image does not exist: {source}")
     target = _unique_target(paths.wallpapers_dir, run_id, image.suffix or ".png")
     written = [target, *wallpaper_sets.member_paths(target, screens)]
-    for path in written:  # listed before the files exist: never an unlisted copy
-        _remember_owned(paths.wallpapers_dir, path.name)
+    _remember_owned(paths.wallpapers_dir, *(p.name for p in written))  # before they exist: never an unlisted copy
     try:
         with atomic_path(target) as tmp:
             shutil.copyfile(image, tmp)
@@ -137,8 +131,8 @@ def _owned_names(directory: Path) -> list[str]:
     return [name for name in text.splitlines() if _COPY_NAME.fullmatch(name)]
 
 
-def _remember_owned(directory: Path, name: str) -> None:
-    names = [*_owned_names(directory), name]
+def _remember_owned(directory: Path, *new: str) -> None:
+    names = [*_owned_names(directory), *new]
     atomic.write_text(directory / OWNED_LIST, "".join(f"{n}\n" for n in dict.fromkeys(names)))
 
 

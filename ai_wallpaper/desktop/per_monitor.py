@@ -16,17 +16,18 @@ from pathlib import Path
 from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.desktop.monitors import span_screen
 from ai_wallpaper.desktop.quoting import hyprpaper_path, sway_path_word
-from ai_wallpaper.desktop.setters import (
-    _FEH,
-    _KDE_FILL,
-    _SWAY,
-    _SWWW,
-    _XFCE_STYLE,
-    _XWALLPAPER,
+from ai_wallpaper.desktop.setter_context import (
+    FEH,
+    KDE_FILL,
+    SWAY,
+    SWWW,
+    XFCE_STYLE,
+    XWALLPAPER,
     SetterContext,
-    _swww_binary,
-    _xfce_targets,
+    swww_binary,
+    xfce_targets,
 )
+from ai_wallpaper.desktop.setters import set_hyprland as set_one_picture_everywhere
 from ai_wallpaper.desktop.setters_gnome_kde import evaluate_kde_script, set_kde_lock_screen
 
 Placed = Sequence[tuple[Screen, Path]]
@@ -34,39 +35,37 @@ Placed = Sequence[tuple[Screen, Path]]
 
 def set_feh(placed: Placed, ctx: SetterContext) -> str:
     # feh gives its images to the Xinerama heads in order, which is xrandr's monitor order (ours).
-    ctx.run("feh", "--no-fehbg", _FEH[ctx.mode], *(str(p.absolute()) for _, p in placed))
+    ctx.run("feh", "--no-fehbg", FEH[ctx.mode], *(str(p.absolute()) for _, p in placed))
     return f"feh on {len(placed)} monitors"
 
 
 def set_xwallpaper(placed: Placed, ctx: SetterContext) -> str:
     argv = ["xwallpaper"]
     for screen, path in placed:
-        argv += ["--output", screen.name, _XWALLPAPER[ctx.mode], str(path.absolute())]
+        argv += ["--output", screen.name, XWALLPAPER[ctx.mode], str(path.absolute())]
     ctx.run(*argv)
     return f"xwallpaper on {len(placed)} monitors"
 
 
 def set_swww(placed: Placed, ctx: SetterContext) -> str:
-    binary = _swww_binary(ctx) or ("awww" if ctx.which("awww") else "swww")
+    binary = swww_binary(ctx) or ("awww" if ctx.which("awww") else "swww")
     for screen, path in placed:
-        ctx.run(binary, "img", "--outputs", screen.name, str(path.absolute()), "--resize", _SWWW[ctx.mode])
+        ctx.run(binary, "img", "--outputs", screen.name, str(path.absolute()), "--resize", SWWW[ctx.mode])
     return f"{binary} img on {len(placed)} monitors"
 
 
 def set_sway(placed: Placed, ctx: SetterContext) -> str:
-    if _swww_binary(ctx):
+    if swww_binary(ctx):
         return set_swww(placed, ctx)
     for screen, path in placed:
-        ctx.run("swaymsg", f"output {screen.name} bg {sway_path_word(path.absolute())} {_SWAY[ctx.mode]}")
+        ctx.run("swaymsg", f"output {screen.name} bg {sway_path_word(path.absolute())} {SWAY[ctx.mode]}")
     return f"swaymsg output bg on {len(placed)} monitors"
 
 
 def set_hyprland(placed: Placed, ctx: SetterContext) -> str:
-    from ai_wallpaper.desktop.setters import set_hyprland as set_all
-
-    if _swww_binary(ctx):
+    if swww_binary(ctx):
         return set_swww(placed, ctx)
-    set_all(placed[0][1], ctx)  # checks hyprpaper runs and sets every monitor, as a fallback picture
+    set_one_picture_everywhere(placed[0][1], ctx)  # checks hyprpaper runs and sets every monitor, as a fallback picture
     for screen, path in placed:
         target = hyprpaper_path(path.absolute())
         ctx.run("hyprctl", "hyprpaper", "preload", target, check=False)
@@ -77,13 +76,13 @@ def set_hyprland(placed: Placed, ctx: SetterContext) -> str:
 def set_xfce(placed: Placed, ctx: SetterContext) -> str:
     by_name = {screen.name: path for screen, path in placed}
     count = 0
-    for prefix in _xfce_targets(ctx):
+    for prefix in xfce_targets(ctx):
         monitor = prefix.split("/")[3].removeprefix("monitor")  # /backdrop/screen0/monitorDP-1/workspace0
         path = by_name.get(monitor, placed[0][1])  # monitor0 and the like: the first monitor's picture
         ctx.run("xfconf-query", "-c", "xfce4-desktop", "-p", f"{prefix}/last-image", "-n", "-t", "string",
                 "-s", str(path.absolute()))
         ctx.run("xfconf-query", "-c", "xfce4-desktop", "-p", f"{prefix}/image-style", "-n", "-t", "int",
-                "-s", str(_XFCE_STYLE[ctx.mode]))
+                "-s", str(XFCE_STYLE[ctx.mode]))
         count += 1
     return f"xfconf-query on {count} monitor/workspace properties, {len(placed)} pictures"
 
@@ -101,7 +100,7 @@ def kde_per_monitor_script(placed: Placed, mode: str) -> str:
         ' d.wallpaperPlugin = "org.kde.image";'
         ' d.currentConfigGroup = ["Wallpaper", "org.kde.image", "General"];'
         ' d.writeConfig("Image", picture);'
-        f' d.writeConfig("FillMode", {_KDE_FILL[mode]});'
+        f' d.writeConfig("FillMode", {KDE_FILL[mode]});'
         "}"
     )
 

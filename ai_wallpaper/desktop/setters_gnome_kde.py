@@ -1,7 +1,7 @@
 """The GNOME family (gsettings) and KDE Plasma (its scripting D-Bus call): with the dark-style picture
 and the lock screen, which these desktops keep in their own keys.
 
-Split from desktop/setters.py, whose SetterContext and mode tables they share.
+They share desktop/setter_context.py with desktop/setters.py, whose SETTERS table lists them.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ai_wallpaper.desktop.setters import _GNOME_OPTIONS, _KDE_FILL, SetterContext
+from ai_wallpaper.desktop.setter_context import GNOME_OPTIONS, KDE_FILL, SetterContext
 
 
 def _options(ctx: SetterContext) -> str:
-    return "spanned" if ctx.span else _GNOME_OPTIONS[ctx.mode]
+    return "spanned" if ctx.span else GNOME_OPTIONS[ctx.mode]
 
 
 def set_gnome(path: Path, ctx: SetterContext) -> str:
@@ -59,7 +59,7 @@ def kde_script(path: Path, mode: str) -> str:
         ' d.wallpaperPlugin = "org.kde.image";'
         ' d.currentConfigGroup = ["Wallpaper", "org.kde.image", "General"];'
         f' d.writeConfig("Image", {json.dumps(path.as_uri())});'
-        f' d.writeConfig("FillMode", {_KDE_FILL[mode]});'
+        f' d.writeConfig("FillMode", {KDE_FILL[mode]});'
         "}"
     )
 

@@ -23,7 +23,8 @@ from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.atomic import atomic_path
 from ai_wallpaper.core.small_files import read_small_json
 from ai_wallpaper.desktop.per_monitor import PER_MONITOR, SPANNING, compose_span
-from ai_wallpaper.desktop.setters import SETTERS, SetterContext
+from ai_wallpaper.desktop.setter_context import SetterContext
+from ai_wallpaper.desktop.setters import SETTERS
 
 logger = log.get(__name__)
 SET_SUFFIX = ".screens.json"

@@ -12,7 +12,7 @@ from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.core.errors import DesktopError
 from ai_wallpaper.desktop.per_monitor import PER_MONITOR, compose_span, kde_per_monitor_script
 from ai_wallpaper.desktop.quoting import sway_path_word
-from ai_wallpaper.desktop.setters import SetterContext
+from ai_wallpaper.desktop.setter_context import SetterContext
 from tests.desktop.test_desktop_setters import Recorder
 
 LEFT, RIGHT = Screen("DP-1", 2560, 1440, 0, 0), Screen("HDMI-A-1", 1080, 1920, 2560, 0)
