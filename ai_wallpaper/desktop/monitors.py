@@ -10,7 +10,6 @@ monitors means one image of output.width x output.height.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from ai_wallpaper.config.desktop_settings import DesktopSettings
 from ai_wallpaper.config.screens import MAX_MONITORS, Screen, screen_problem
 from ai_wallpaper.core import log
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.desktop.runner import Runner, run_command
 
 logger = log.get(__name__)
@@ -93,10 +93,10 @@ def parse_kscreen(text: str) -> list[Screen]:
 
 
 def _json(text: str) -> Any:
-    """Parsed JSON, or None for garbage (deep nesting included: the decoder recurses)."""
+    """Parsed JSON, or None for garbage (deep nesting included)."""
     try:
-        return json.loads(text[:4_000_000])
-    except (ValueError, RecursionError):
+        return loads_json(text[:4_000_000])
+    except ValueError:
         return None
 
 

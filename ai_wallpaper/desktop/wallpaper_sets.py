@@ -21,7 +21,7 @@ from ai_wallpaper.config.desktop_settings import DesktopSettings
 from ai_wallpaper.config.screens import MAX_MONITORS, Screen, screen_problem, screen_slugs
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.atomic import atomic_path
-from ai_wallpaper.core.small_files import read_small_json
+from ai_wallpaper.core.untrusted_input import read_small_json
 from ai_wallpaper.desktop.per_monitor import PER_MONITOR, SPANNING, compose_span
 from ai_wallpaper.desktop.setter_context import SetterContext
 from ai_wallpaper.desktop.setters import SETTERS

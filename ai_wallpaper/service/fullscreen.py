@@ -9,11 +9,11 @@ session without sway or Hyprland is "cannot tell".
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.desktop.runner import CommandResult
 
 Run = Callable[[Sequence[str]], CommandResult]
@@ -37,8 +37,8 @@ def _json(answer: CommandResult, tool: str) -> tuple[Any, str]:
     if answer.returncode != 0:
         return None, f"{tool} exited {answer.returncode}: {answer.stderr.strip()[:200]}"
     try:
-        return json.loads(answer.stdout), ""
-    except (ValueError, RecursionError) as exc:
+        return loads_json(answer.stdout), ""
+    except ValueError as exc:
         return None, f"{tool} printed something that is not JSON ({type(exc).__name__})"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.errors import WallpaperError
 from ai_wallpaper.core.paths import Paths
-from ai_wallpaper.core.small_files import read_small_json
+from ai_wallpaper.core.untrusted_input import read_small_json
 
 logger = log.get(__name__)
 MAX_PAUSE = timedelta(days=365)

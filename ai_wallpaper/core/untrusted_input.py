@@ -1,6 +1,7 @@
-"""Reading the small state files we write (the pause, a wallpaper set) where anyone with the user's
-rights may have put something else: a link, a FIFO that would block the reader, a huge file, JSON
-nested deep enough to exhaust the parser's recursion. Each of these is an OSError or ValueError for
+"""Reading what may not be what we expect: the small state files we write (the pause, a wallpaper set),
+where anyone with the user's rights may have put something else (a link, a FIFO that would block the
+reader, a huge file), and the JSON other programs print (desktop tools). JSON nested deep enough to
+exhaust the parser's recursion is one more ValueError. Each of these is an OSError or ValueError for
 the caller to report, never a hang or a crash."""
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def read_small_json(path: Path, max_bytes: int) -> Any:
     """The file's JSON value; None if there is no file. OSError/ValueError as read_small_file, and
     ValueError for text that is not UTF-8 JSON (too deep a nesting included)."""
     data = read_small_file(path, max_bytes)
-    if data is None:
-        return None
+    return None if data is None else loads_json(data.decode("utf-8"))
+
+
+def loads_json(text: str) -> Any:
+    """json.loads, with too deep a nesting a ValueError like every other malformed text."""
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
