@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import sys
 import threading
@@ -28,9 +27,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ai_wallpaper.core import atomic, log
 from ai_wallpaper.core.run_liveness import pid_alive
+from ai_wallpaper.core.untrusted_input import read_small_json
 
 logger = log.get(__name__)
 PUBLISH_EVERY_S = 1.0  # within one stage; a new stage is published at once
+_MAX_PROGRESS_BYTES = 64 * 1024  # a progress record is a few hundred bytes
 
 
 @dataclass
@@ -79,8 +80,8 @@ def _remove(path: Path) -> None:
 
 def read_run_progress(path: Path) -> dict[str, Any] | None:
     """The progress a live run published at `path`, or None (none yet, unreadable, or its process is gone)."""
-    try:
-        data = json.loads(path.read_text())
+    try:  # bounded and non-blocking: the daemon reads it every second, and a FIFO there must not hang it
+        data = read_small_json(path, _MAX_PROGRESS_BYTES)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("pid"), int) or not pid_alive(data["pid"]):

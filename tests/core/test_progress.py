@@ -124,3 +124,17 @@ def test_the_file_goes_with_its_process_and_a_dead_one_is_ignored(tmp_path: Path
     assert read_run_progress(file) is None  # killed (-9) before it could remove it
     file.write_text("{half")
     assert read_run_progress(file) is None
+
+
+def test_a_fifo_or_a_huge_file_in_place_of_the_progress_file_is_no_progress(tmp_path: Path) -> None:
+    """The daemon reads this file every second for systemd's STATUS=: a FIFO must not block it."""
+    fifo = tmp_path / "run-3.json"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    started = time.monotonic()
+    assert read_run_progress(fifo) is None and time.monotonic() - started < 5
+    huge = tmp_path / "run-4.json"
+    huge.write_text(json.dumps({"run_id": "run-4", "pid": os.getpid(), "stage": "x" * 100_000}))
+    assert read_run_progress(huge) is None
+    nested = tmp_path / "run-5.json"
+    nested.write_text("[" * 4000)
+    assert read_run_progress(nested) is None
