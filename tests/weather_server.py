@@ -85,6 +85,8 @@ class WeatherServer:
             time.sleep(self.slow_seconds)
         if self.mode == "garbage":
             return 200, {}, b"<html>this is not json{"
+        if self.mode == "deep":  # valid-looking JSON nested past Python's recursion limit
+            return 200, {}, b"[" * 50_000
         if self.mode == "wrongshape":
             return 200, {}, json.dumps({"current": {"temperature_2m": "warm"}}).encode()
         if path == "/v1/forecast":

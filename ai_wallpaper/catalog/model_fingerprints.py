@@ -7,7 +7,6 @@ checks (scene/lora_files.py) use the same cache.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from ai_wallpaper.catalog.model_sources import ModelSource
 from ai_wallpaper.core import log
 from ai_wallpaper.core.atomic import write_json
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.untrusted_input import loads_json
 
 logger = log.get(__name__)
 
@@ -55,7 +55,7 @@ def _read_cache(cache_file: Path) -> dict[str, Any]:
     try:
         if cache_file.stat().st_size > _MAX_CACHE_BYTES:
             return {}
-        data = json.loads(cache_file.read_text(encoding="utf-8"))
+        data = loads_json(cache_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # absent, unreadable, not UTF-8 or not JSON
         return {}
     return data if isinstance(data, dict) else {}

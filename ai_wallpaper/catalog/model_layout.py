@@ -7,13 +7,13 @@ VAE given as models.vae.
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 from typing import Any, Literal
 
 from ai_wallpaper.catalog.model_files import refuse_executable
 from ai_wallpaper.core.errors import ModelError
+from ai_wallpaper.core.untrusted_input import loads_json
 
 Role = Literal["base", "refiner", "upscaler", "vae"]
 
@@ -42,7 +42,7 @@ def safetensors_shapes(file: Path) -> dict[str, list[int]]:
             (size,) = struct.unpack("<Q", fh.read(8))
             if size > 100_000_000:
                 raise ValueError("implausible header size")
-            header = json.loads(fh.read(size))
+            header = loads_json(fh.read(size))
     except (OSError, ValueError, struct.error) as err:
         raise ModelError(f"{file} is not a readable .safetensors file ({err})",
                          hint="re-download it; the file may be truncated") from err
@@ -139,7 +139,7 @@ def check_vae_dir(directory: Path, setting: str, *, need_weights: bool = True) -
         raise ModelError(f"{setting}: {directory} is not a diffusers VAE folder (no config.json)",
                          hint=f"point it at {directory / 'vae'}" if inner else VAE_HINT)
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config = loads_json(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ModelError(f"{setting}: cannot read {config_file}: {err}") from err
     check_vae_config(config if isinstance(config, dict) else {}, setting, str(directory))

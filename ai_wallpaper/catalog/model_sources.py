@@ -14,7 +14,6 @@ misleading hub error. Fingerprints for run.json live in model_fingerprints.py.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from ai_wallpaper.catalog.model_layout import (
 from ai_wallpaper.config.render_settings import ModelSettings
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.untrusted_input import loads_json
 
 SourceKind = Literal["builtin", "dir", "file", "hub"]
 
@@ -177,7 +177,7 @@ def check_diffusers_dir(directory: Path, role: Role, setting: str) -> dict[str, 
             f"{setting}: {directory} is not a diffusers model directory (no model_index.json)",
             hint="give the directory that holds model_index.json, or the .safetensors checkpoint file itself")
     try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
+        index = loads_json(index_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ModelError(f"{setting}: cannot read {index_file}: {err}") from err
     missing = [c for c in ("unet", "vae", "text_encoder_2", "scheduler")

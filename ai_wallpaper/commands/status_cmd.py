@@ -4,7 +4,6 @@ percent (from the file the run publishes, core/progress.py) and the last run."""
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,16 +12,17 @@ from ai_wallpaper.commands.context import AppContext
 from ai_wallpaper.core.errors import ExitCode
 from ai_wallpaper.core.history import History
 from ai_wallpaper.core.progress import describe, read_run_progress
+from ai_wallpaper.core.untrusted_input import read_small_json
 from ai_wallpaper.service.lock import lock_holder
 from ai_wallpaper.service.pause import describe_pause
 
 
 def read_state(ctx: AppContext) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads(ctx.paths.daemon_state.read_text())
-        return data
+        data = read_small_json(ctx.paths.daemon_state, 64 * 1024)  # never blocks on a FIFO, never huge
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def local_time(dt: datetime | str | None) -> str:

@@ -13,7 +13,6 @@ which journald strips and stores as the entry's priority (SyslogLevelPrefix=, on
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -21,6 +20,8 @@ import sys
 from typing import Any, Literal
 
 import structlog
+
+from ai_wallpaper.core.untrusted_input import loads_json
 
 LogFormat = Literal["auto", "console", "json"]
 _THIRD_PARTY = ("diffusers", "transformers", "apscheduler", "urllib3", "huggingface_hub", "peft")
@@ -53,7 +54,7 @@ def line_priority(line: str) -> int | None:
     text = line.strip()
     if text.startswith("{") and text.endswith("}"):
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except ValueError:
             return None
         level = data.get("level") if isinstance(data, dict) else None

@@ -40,9 +40,11 @@ def read_small_json(path: Path, max_bytes: int) -> Any:
     return None if data is None else loads_json(data.decode("utf-8"))
 
 
-def loads_json(text: str) -> Any:
-    """json.loads, with too deep a nesting a ValueError like every other malformed text."""
+def loads_json(text: str | bytes, **kwargs: Any) -> Any:
+    """json.loads for text from a file or another program: too deep a nesting is a JSONDecodeError (a
+    ValueError) like every other malformed text, where json.loads raises RecursionError."""
     try:
-        return json.loads(text)
+        return json.loads(text, **kwargs)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        doc = text if isinstance(text, str) else text[:200].decode("utf-8", errors="replace")
+        raise json.JSONDecodeError("JSON nested too deeply", doc, 0) from None

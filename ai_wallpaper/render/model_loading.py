@@ -11,7 +11,6 @@ pipeline it goes into) and passed as `vae=`; its config's scaling/shift/force_up
 
 from __future__ import annotations
 
-import json
 import time
 import weakref
 from pathlib import Path
@@ -25,6 +24,7 @@ from ai_wallpaper.config.render_settings import MemoryOptions, ModelSettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ModelError
 from ai_wallpaper.core.paths import Paths
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.render.devices import DeviceChoice, apply_determinism, apply_memory_options, choose_device
 
 logger = log.get(__name__)
@@ -220,7 +220,7 @@ def _same_component(a: Path, b: Path, paths: Paths) -> bool:
     if a.resolve() == b.resolve():
         return True
     try:
-        configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in (a, b)]
+        configs = [loads_json((d / "config.json").read_text(encoding="utf-8")) for d in (a, b)]
     except (OSError, ValueError):
         return False
     for config in configs:

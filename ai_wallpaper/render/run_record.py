@@ -10,7 +10,6 @@ or connect anywhere come from the user's current config (`Settings.with_recipe_o
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -26,6 +25,7 @@ from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.config.vocabulary import seed_problem
 from ai_wallpaper.core.errors import ConfigError
 from ai_wallpaper.core.history_db import TRIGGERS, RunStatus, Trigger
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.scene.plan import LoraChoice, Plan
 
 RUN_JSON = "run.json"
@@ -153,10 +153,10 @@ def read_record(file: Path) -> RunManifest:
     if len(raw) > MAX_RECORD_BYTES:
         raise ConfigError(f"{where}: larger than {MAX_RECORD_BYTES // 2**20} MiB: not a run record")
     try:
-        record = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        record = loads_json(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
-    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+    except ValueError as exc:  # JSONDecodeError, too deep a nesting included (loads_json)
         raise ConfigError(f"{where}: not valid JSON: {exc}") from None
     return RunManifest.from_json(record, where)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ai_wallpaper.catalog.model_fingerprints import file_sha256
+from ai_wallpaper.core.untrusted_input import loads_json
 
 FileKind = Literal["sdxl-lora", "sd15-lora", "loha", "lokr", "not-lora", "unreadable", "missing"]
 
@@ -56,7 +57,7 @@ def read_header(path: Path) -> dict[str, Any]:
             raise ValueError("not a safetensors file (bad header length); is it a .ckpt/.pt renamed?")
         raw = fh.read(n)
     try:
-        header = json.loads(raw)
+        header = loads_json(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError("safetensors header is not valid JSON: corrupt, or not safetensors") from None
     if not isinstance(header, dict):

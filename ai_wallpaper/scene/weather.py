@@ -18,7 +18,6 @@ Nothing here raises: every problem becomes a warning on the result.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from ai_wallpaper.config.settings import WeatherSettings
 from ai_wallpaper.core import atomic, log
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.scene.plan import WeatherStatus
 from ai_wallpaper.scene.sun import valid_coordinates
 from ai_wallpaper.scene.weather_http import Deadline, WeatherFailure, get_json, origin
@@ -237,7 +237,7 @@ def _place_key(place: str) -> str:
 
 def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ai_wallpaper.config.urls import url_problem
 from ai_wallpaper.core import log
+from ai_wallpaper.core.untrusted_input import loads_json
 
 if TYPE_CHECKING:
     from requests.adapters import HTTPAdapter
@@ -142,7 +143,7 @@ def get_json(url: str, params: dict[str, Any] | None, settings: WeatherSettings,
     if "error" in outcome:
         raise outcome["error"]
     try:
-        return json.loads(bytes(outcome["body"]).decode("utf-8"))
+        return loads_json(bytes(outcome["body"]).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise WeatherFailure(f"invalid JSON from {url}") from None
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import signal
@@ -37,6 +36,7 @@ from typing import IO
 
 from ai_wallpaper.core import log
 from ai_wallpaper.core.history import FinalStatus, History, RunStatus
+from ai_wallpaper.core.untrusted_input import loads_json
 from ai_wallpaper.render.run_record import new_run_id
 
 logger = log.get(__name__)
@@ -81,7 +81,7 @@ def _is_log_line(line: str) -> bool:
         return True
     if text.startswith("{") and text.endswith("}"):
         with contextlib.suppress(ValueError):
-            return isinstance(json.loads(text), dict)
+            return isinstance(loads_json(text), dict)
     return False
 
 

@@ -174,8 +174,10 @@ def test_broken_files_are_unreadable_or_missing(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     bad_json = tmp_path / "json.safetensors"
     bad_json.write_bytes(struct.pack("<Q", 6) + b"{nope}")
+    deep = tmp_path / "deep.safetensors"  # a header nested past the JSON parser's recursion
+    deep.write_bytes(struct.pack("<Q", 50_000) + b"[" * 50_000)
     cases = {truncated: "truncated", garbage: "bad header length", empty: "too short",
-             bad_json: "not valid JSON"}
+             bad_json: "not valid JSON", deep: "not valid JSON"}
     for path, words in cases.items():
         status = loras.check_file(path)
         assert (status.ok, status.kind) == (False, "unreadable"), path

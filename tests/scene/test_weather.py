@@ -109,7 +109,8 @@ def test_slow_server_times_out_quickly_and_never_raises(server: WeatherServer, p
 
 
 @pytest.mark.parametrize(
-    ("mode", "message"), [("garbage", "invalid JSON"), ("wrongshape", "unexpected Open-Meteo answer")]
+    ("mode", "message"), [("garbage", "invalid JSON"), ("deep", "invalid JSON"),
+                          ("wrongshape", "unexpected Open-Meteo answer")]
 )
 def test_bad_bodies_are_absent_with_a_reason(
     server: WeatherServer, paths: Paths, mode: str, message: str

@@ -9,7 +9,6 @@ Authorization header; no message, log line or record carries it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import stat
@@ -23,6 +22,7 @@ import requests
 from ai_wallpaper.config.backend_settings import InvokeAISettings
 from ai_wallpaper.core import log
 from ai_wallpaper.core.errors import ConfigError, RunError
+from ai_wallpaper.core.untrusted_input import loads_json
 
 logger = log.get(__name__)
 JSON_LIMIT = 64 * 2**20  # a queue item with its whole session is well under 1 MiB
@@ -115,7 +115,7 @@ class InvokeAIClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         _, body = self._send(method, path, **kwargs)
         try:
-            return json.loads(body)
+            return loads_json(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RunError(f"InvokeAI server {self.url}: {method} {path} answered something that is not JSON "
                            f"({body[:80]!r})", hint="is invokeai.url really an InvokeAI server?") from exc
@@ -197,7 +197,7 @@ def _reason(exc: Exception) -> str:
 
 def _detail(body: bytes) -> str:
     try:
-        detail = json.loads(body).get("detail")
+        detail = loads_json(body).get("detail")
     except (ValueError, AttributeError, UnicodeDecodeError):
         detail = None
     return str(detail or body[:300].decode("utf-8", "replace") or "no detail")[:300]
