@@ -107,8 +107,8 @@ class _Runner:
             tiled = wants_vae_tiling(self.settings.models.memory.vae_tiling, image.width * image.height)
             extra["vae"] = "tiled" if tiled else "whole"
         if image is not None:
-            text = png_metadata(self.plan, self.settings) if name == "final" else None
             if file is None:
+                text = png_metadata(self.plan, self.settings) if name == "final" else None
                 file = self.run.save_image(name, image, compress_level=compress, text=text).name
             self.current = image
             started = time.monotonic()

@@ -12,15 +12,18 @@ pixel count, not the aspect).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
+from ai_wallpaper.config.render_settings import Txt2ImgSettings
 from ai_wallpaper.config.screens import Screen
 from ai_wallpaper.config.settings import Settings
 from ai_wallpaper.scene.plan import Plan, Size
 
 KEEP_WELL = 0.9  # a monitor that sees 90 % of the master loses only a thin strip
 SIZE_STEP = 64  # SDXL latents are 1/8, and its UNet halves them three times
-MIN_SIDE, MAX_SIDE = 512, 4096  # below 512 SDXL falls apart; 4096 is the settings' own limit
+BASE_MIN_SIDE = 512  # below 512 SDXL falls apart
+# The largest base side the settings allow (pipeline.txt2img.width/height), read from the schema.
+BASE_MAX_SIDE: int = next(f for f in fields(Txt2ImgSettings) if f.name == "width").metadata["max"]
 MAX_ASPECT = 2.5  # wider than this (or taller than 1/2.5) SDXL repeats its subject
 
 
@@ -44,8 +47,8 @@ def _shares(screens: Sequence[Screen], size: Size) -> dict[str, float]:
 def candidate_sizes(pixels: int) -> list[Size]:
     """Base sizes in SIZE_STEP steps with about `pixels` pixels (±8 %), within the aspect limits."""
     out = []
-    for w in range(MIN_SIDE, MAX_SIDE + 1, SIZE_STEP):
-        for h in range(MIN_SIDE, MAX_SIDE + 1, SIZE_STEP):
+    for w in range(BASE_MIN_SIDE, BASE_MAX_SIDE + 1, SIZE_STEP):
+        for h in range(BASE_MIN_SIDE, BASE_MAX_SIDE + 1, SIZE_STEP):
             if abs(w * h - pixels) <= 0.08 * pixels and 1 / MAX_ASPECT <= w / h <= MAX_ASPECT:
                 out.append(Size(w, h))
     return out
